@@ -1,0 +1,207 @@
+/**
+ * Every error Cairn raises extends {@link CairnError} and carries a stable `code`.
+ * The codes are listed once, in {@link ERROR_CODES}, and documented in docs/errors.md;
+ * a test keeps the two in step.
+ */
+
+export const ERROR_CODES = {
+  CairnError: 'CAIRN_ERROR',
+  InvalidArgumentError: 'INVALID_ARGUMENT',
+  NonDeterminismError: 'NON_DETERMINISM',
+  WorkflowConflictError: 'WORKFLOW_CONFLICT',
+  WorkflowCancelledError: 'WORKFLOW_CANCELLED',
+  WorkflowTimeoutError: 'WORKFLOW_TIMEOUT',
+  StepRetriesExceededError: 'STEP_RETRIES_EXCEEDED',
+  DuplicateQueueEntryError: 'DUPLICATE_QUEUE_ENTRY',
+  UnknownWorkflowError: 'UNKNOWN_WORKFLOW',
+  WorkflowNotFoundError: 'WORKFLOW_NOT_FOUND',
+  SerializationError: 'SERIALIZATION',
+  MaxRecoveryAttemptsError: 'MAX_RECOVERY_ATTEMPTS',
+  ContextUsageError: 'CONTEXT_USAGE',
+  MigrationError: 'MIGRATION',
+  EngineClosedError: 'ENGINE_CLOSED',
+  ExecutionSupersededError: 'EXECUTION_SUPERSEDED',
+} as const;
+
+export type CairnErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+/**
+ * Base class of every Cairn error.
+ *
+ * @example
+ * try { await handle.result(); } catch (err) {
+ *   if (err instanceof CairnError && err.code === 'WORKFLOW_CANCELLED') { ... }
+ * }
+ */
+export class CairnError extends Error {
+  readonly code: CairnErrorCode;
+  /** Whether retrying the same call could succeed. Errors about the caller's input never can. */
+  readonly retryable: boolean;
+
+  constructor(code: CairnErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+/**
+ * An argument or option was malformed. `argument` names which one.
+ *
+ * @example
+ * await Engine.open({ database: 'mysql://x' }); // InvalidArgumentError, argument 'database'
+ */
+export class InvalidArgumentError extends CairnError {
+  readonly argument: string;
+  constructor(argument: string, message: string, options?: { cause?: unknown }) {
+    super(ERROR_CODES.InvalidArgumentError, message, options);
+    this.argument = argument;
+  }
+}
+
+/** The checkpoint recorded at a counter has another name than the call replayed there. */
+export class NonDeterminismError extends CairnError {
+  constructor(
+    readonly workflowId: string,
+    readonly stepId: number,
+    readonly recordedName: string,
+    readonly calledName: string,
+  ) {
+    super(
+      ERROR_CODES.NonDeterminismError,
+      `workflow '${workflowId}' is not deterministic: step ${stepId} was recorded as '${recordedName}' but this execution called '${calledName}' there`,
+    );
+  }
+}
+
+/** A workflow id is already taken by a workflow of another name. */
+export class WorkflowConflictError extends CairnError {
+  constructor(
+    readonly workflowId: string,
+    readonly existingName: string,
+    readonly requestedName: string,
+  ) {
+    super(
+      ERROR_CODES.WorkflowConflictError,
+      `workflow id '${workflowId}' is already used by workflow '${existingName}', so it cannot start '${requestedName}'`,
+    );
+  }
+}
+
+/** The workflow was cancelled; raised by its Context calls and by `handle.result()`. */
+export class WorkflowCancelledError extends CairnError {
+  constructor(readonly workflowId: string) {
+    super(ERROR_CODES.WorkflowCancelledError, `workflow '${workflowId}' was cancelled`);
+  }
+}
+
+/** The workflow passed its deadline and was cancelled. */
+export class WorkflowTimeoutError extends CairnError {
+  constructor(readonly workflowId: string) {
+    super(ERROR_CODES.WorkflowTimeoutError, `workflow '${workflowId}' passed its deadline and was cancelled`);
+  }
+}
+
+/** A step failed on every allowed attempt; `errors` holds each attempt's error in order. */
+export class StepRetriesExceededError extends CairnError {
+  constructor(
+    readonly stepName: string,
+    readonly errors: unknown[],
+  ) {
+    super(ERROR_CODES.StepRetriesExceededError, `step '${stepName}' failed on all ${errors.length} attempts`, {
+      cause: errors[errors.length - 1],
+    });
+  }
+}
+
+/** A queue already holds an unfinished workflow with this deduplication id. */
+export class DuplicateQueueEntryError extends CairnError {
+  constructor(
+    readonly queue: string,
+    readonly dedupId: string,
+  ) {
+    super(ERROR_CODES.DuplicateQueueEntryError, `queue '${queue}' already holds an unfinished workflow with dedupId '${dedupId}'`);
+  }
+}
+
+/** A stored workflow names a function this process has not registered. */
+export class UnknownWorkflowError extends CairnError {
+  constructor(
+    readonly workflowName: string,
+    readonly workflowId?: string,
+  ) {
+    super(
+      ERROR_CODES.UnknownWorkflowError,
+      workflowId === undefined
+        ? `no workflow named '${workflowName}' is registered`
+        : `workflow '${workflowId}' runs '${workflowName}', which is not registered in this process; it stays PENDING for a process that has it`,
+    );
+  }
+}
+
+/** No workflow is stored under this id. */
+export class WorkflowNotFoundError extends CairnError {
+  constructor(readonly workflowId: string) {
+    super(ERROR_CODES.WorkflowNotFoundError, `no workflow with id '${workflowId}' exists`);
+  }
+}
+
+/** A value cannot be stored faithfully; `path` says where inside it the problem is. */
+export class SerializationError extends CairnError {
+  constructor(
+    readonly path: string,
+    readonly what: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(ERROR_CODES.SerializationError, `${what} cannot be stored: ${reason} at ${path}`, options);
+  }
+}
+
+/** Recovery gave up on a workflow after too many attempts. */
+export class MaxRecoveryAttemptsError extends CairnError {
+  constructor(
+    readonly workflowId: string,
+    readonly attempts: number,
+  ) {
+    super(
+      ERROR_CODES.MaxRecoveryAttemptsError,
+      `workflow '${workflowId}' was recovered ${attempts} times without finishing and is parked in MAX_RECOVERY_ATTEMPTS_EXCEEDED; resume it once the cause is fixed`,
+    );
+  }
+}
+
+/** A Context method was called where it is not allowed (inside a step, outside a workflow). */
+export class ContextUsageError extends CairnError {
+  constructor(message: string) {
+    super(ERROR_CODES.ContextUsageError, message);
+  }
+}
+
+/** The schema could not be migrated, or the database is newer than this code. */
+export class MigrationError extends CairnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ERROR_CODES.MigrationError, message, options);
+  }
+}
+
+/** The engine was closed; work in flight stays PENDING and is recovered at the next start. */
+export class EngineClosedError extends CairnError {
+  constructor(what: string) {
+    super(ERROR_CODES.EngineClosedError, `${what}: the engine is closed`, { retryable: true });
+  }
+}
+
+/** Another execution already finished this workflow; the execution that sees this stops. */
+export class ExecutionSupersededError extends CairnError {
+  constructor(
+    readonly workflowId: string,
+    readonly status: string,
+  ) {
+    super(
+      ERROR_CODES.ExecutionSupersededError,
+      `workflow '${workflowId}' was already finished by another execution (status ${status}); this execution stops`,
+    );
+  }
+}

@@ -1,0 +1,72 @@
+import type { StepRow, WorkflowRow } from '../providers/provider.js';
+import type { WorkflowFunction } from '../types.js';
+import { WorkflowContext } from './context.js';
+import type { EngineCore } from './core.js';
+import { EngineClosedError } from './errors.js';
+import { deserializeError, roundTrip, serializeError } from './serialization.js';
+import { runOutsideStep } from './step-scope.js';
+
+/** How an execution ended: it wrote the outcome itself, found one already stored, or was abandoned at close. */
+export type Outcome =
+  | { kind: 'ended'; status: 'SUCCESS'; value: unknown }
+  | { kind: 'ended'; status: 'ERROR'; error: unknown }
+  | { kind: 'stored'; row: WorkflowRow }
+  | { kind: 'abandoned'; reason: unknown };
+
+export interface ExecutionSpec {
+  id: string;
+  name: string;
+  fn: WorkflowFunction<unknown, unknown>;
+  input: unknown;
+  /** Checkpoints to replay; null for a fresh execution, which reads nothing before its steps. */
+  replay: StepRow[] | null;
+}
+
+/** One attempt at running a workflow function to completion in this process. */
+export class Execution {
+  readonly id: string;
+  readonly done: Promise<Outcome>;
+  private readonly controller = new AbortController();
+
+  constructor(
+    private readonly core: EngineCore,
+    spec: ExecutionSpec,
+  ) {
+    this.id = spec.id;
+    this.done = runOutsideStep(() => this.run(spec));
+  }
+
+  /** Aborts `ctx.signal`; the execution stops at its next Context call. */
+  abort(reason: unknown): void {
+    this.controller.abort(reason);
+  }
+
+  private async run(spec: ExecutionSpec): Promise<Outcome> {
+    const replay = spec.replay && new Map(spec.replay.map((r) => [r.stepId, r]));
+    const ctx = new WorkflowContext(this.core, spec.id, replay, this.controller);
+    let status: 'SUCCESS' | 'ERROR';
+    let output: string | null = null;
+    let error: string | null = null;
+    let value: unknown;
+    try {
+      // A microtask first, so a synchronous throw in the function is recorded like any other failure.
+      await Promise.resolve();
+      ({ text: output, value } = roundTrip(await spec.fn(ctx, spec.input), `the output of workflow '${spec.id}'`));
+      status = 'SUCCESS';
+    } catch (err) {
+      if (this.core.closed || err instanceof EngineClosedError) return { kind: 'abandoned', reason: err };
+      status = 'ERROR';
+      error = serializeError(err);
+      value = deserializeError(error);
+    }
+    try {
+      const stored = await this.core.provider.completeWorkflow(spec.id, status, output, error, Date.now());
+      if (stored) return { kind: 'stored', row: stored };
+      if (stored === undefined) return { kind: 'abandoned', reason: new Error(`workflow '${spec.id}' disappeared`) };
+    } catch (err) {
+      if (!this.core.closed) this.core.logger.error({ err, workflowId: spec.id }, 'could not record the end of a workflow; it stays PENDING for recovery');
+      return { kind: 'abandoned', reason: err };
+    }
+    return status === 'SUCCESS' ? { kind: 'ended', status, value } : { kind: 'ended', status, error: value };
+  }
+}

@@ -1,0 +1,169 @@
+import superjson from 'superjson';
+import { ERROR_CODES, SerializationError, type CairnError } from './errors.js';
+import * as errors from './errors.js';
+
+/**
+ * Every stored value goes through superjson. Values are serialized and parsed back on first
+ * execution too, so a first run sees exactly what a replay will.
+ */
+
+export function serialize(value: unknown, what: string): string {
+  const problem = findUnstorable(value, '$', new Set());
+  if (problem !== undefined) throw new SerializationError(problem.path, what, problem.reason);
+  try {
+    return superjson.stringify(value);
+  } catch (cause) {
+    throw new SerializationError('$', what, (cause as Error).message, { cause });
+  }
+}
+
+export function deserialize<T = unknown>(text: string | null): T {
+  if (text === null) return undefined as T;
+  return superjson.parse<T>(text);
+}
+
+/** Serializes then parses, so the caller sees what a replay would. */
+export function roundTrip<T>(value: T, what: string): { text: string; value: T } {
+  const text = serialize(value, what);
+  return { text, value: deserialize<T>(text) };
+}
+
+interface Problem {
+  path: string;
+  reason: string;
+}
+
+function findUnstorable(value: unknown, path: string, ancestors: Set<object>): Problem | undefined {
+  switch (typeof value) {
+    case 'function':
+      return { path, reason: 'a function' };
+    case 'symbol':
+      return { path, reason: 'a symbol' };
+    case 'object':
+      break;
+    default:
+      return undefined;
+  }
+  if (value === null || ancestors.has(value)) return undefined;
+  if (Buffer.isBuffer(value)) return { path, reason: 'a Buffer (store a Uint8Array or a string instead)' };
+  if (value instanceof Promise) return { path, reason: 'a Promise (await it first)' };
+  if (value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
+    return { path, reason: `a ${value.constructor.name}` };
+  }
+  if (value instanceof Date || value instanceof RegExp || value instanceof URL || ArrayBuffer.isView(value)) {
+    return undefined;
+  }
+  ancestors.add(value);
+  try {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const p = findUnstorable(value[i], `${path}[${i}]`, ancestors);
+        if (p) return p;
+      }
+    } else if (value instanceof Map) {
+      let i = 0;
+      for (const [k, v] of value) {
+        const p = findUnstorable(k, `${path}.<key ${i}>`, ancestors) ?? findUnstorable(v, `${path}.get(${describeKey(k)})`, ancestors);
+        if (p) return p;
+        i++;
+      }
+    } else if (value instanceof Set) {
+      let i = 0;
+      for (const v of value) {
+        const p = findUnstorable(v, `${path}.<member ${i++}>`, ancestors);
+        if (p) return p;
+      }
+    } else if (!(value instanceof Error)) {
+      for (const key of Object.keys(value)) {
+        const p = findUnstorable((value as Record<string, unknown>)[key], `${path}.${key}`, ancestors);
+        if (p) return p;
+      }
+    }
+  } finally {
+    ancestors.delete(value);
+  }
+  return undefined;
+}
+
+function describeKey(k: unknown): string {
+  return typeof k === 'string' ? JSON.stringify(k) : String(k);
+}
+
+/** What is stored for a thrown value: enough to rethrow an equivalent error on replay. */
+interface StoredError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+  props?: Record<string, unknown>;
+  cause?: StoredError;
+  thrown?: unknown;
+}
+
+const RESERVED_PROPS = new Set(['name', 'message', 'stack', 'cause', 'code']);
+
+function toStoredError(err: unknown, depth = 0): StoredError {
+  if (!(err instanceof Error)) {
+    const stored: StoredError = { name: 'NonErrorThrown', message: safeString(err) };
+    if (findUnstorable(err, '$', new Set()) === undefined) stored.thrown = err;
+    return stored;
+  }
+  const stored: StoredError = { name: err.name, message: err.message };
+  if (err.stack !== undefined) stored.stack = err.stack;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') stored.code = code;
+  const props: Record<string, unknown> = {};
+  for (const key of Object.keys(err)) {
+    if (RESERVED_PROPS.has(key)) continue;
+    const v = (err as unknown as Record<string, unknown>)[key];
+    if (key === 'errors' && Array.isArray(v)) props[key] = v.map((e) => toStoredError(e, depth + 1));
+    else if (findUnstorable(v, '$', new Set()) === undefined) props[key] = v;
+  }
+  if (Object.keys(props).length > 0) stored.props = props;
+  if (err.cause !== undefined && depth < 8) stored.cause = toStoredError(err.cause, depth + 1);
+  return stored;
+}
+
+function safeString(v: unknown): string {
+  try {
+    return typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+const CAIRN_CLASSES = new Map<string, new (...args: never[]) => CairnError>(
+  Object.keys(ERROR_CODES).map((name) => [name, (errors as unknown as Record<string, new (...args: never[]) => CairnError>)[name]!]),
+);
+
+function fromStoredError(stored: StoredError): unknown {
+  if (stored.name === 'NonErrorThrown' && 'thrown' in stored) return stored.thrown;
+  const cls = CAIRN_CLASSES.get(stored.name);
+  const err: Error = cls ? (Object.create(cls.prototype) as Error) : new Error(stored.message);
+  Object.defineProperty(err, 'message', { value: stored.message, writable: true, configurable: true, enumerable: false });
+  Object.defineProperty(err, 'name', { value: stored.name, writable: true, configurable: true, enumerable: false });
+  if (stored.stack !== undefined) {
+    Object.defineProperty(err, 'stack', { value: stored.stack, writable: true, configurable: true, enumerable: false });
+  }
+  if (stored.code !== undefined) (err as { code?: string }).code = stored.code;
+  if (stored.props) {
+    for (const [k, v] of Object.entries(stored.props)) {
+      (err as unknown as Record<string, unknown>)[k] =
+        k === 'errors' && Array.isArray(v) ? v.map((e) => fromStoredError(e as StoredError)) : v;
+    }
+  }
+  if (stored.cause !== undefined) {
+    Object.defineProperty(err, 'cause', { value: fromStoredError(stored.cause), writable: true, configurable: true, enumerable: false });
+  }
+  return err;
+}
+
+/** Serializes a thrown value; never throws itself. */
+export function serializeError(err: unknown): string {
+  return superjson.stringify(toStoredError(err));
+}
+
+/** Rebuilds a thrown value: Cairn errors keep their class, others become Errors with the same name, message, code and fields. */
+export function deserializeError(text: string): unknown {
+  return fromStoredError(superjson.parse<StoredError>(text));
+}

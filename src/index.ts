@@ -1,0 +1,55 @@
+export { Engine } from './engine/engine.js';
+export {
+  CairnError,
+  ContextUsageError,
+  DuplicateQueueEntryError,
+  ERROR_CODES,
+  EngineClosedError,
+  ExecutionSupersededError,
+  InvalidArgumentError,
+  MaxRecoveryAttemptsError,
+  MigrationError,
+  NonDeterminismError,
+  SerializationError,
+  StepRetriesExceededError,
+  UnknownWorkflowError,
+  WorkflowCancelledError,
+  WorkflowConflictError,
+  WorkflowNotFoundError,
+  WorkflowTimeoutError,
+} from './engine/errors.js';
+export type { CairnErrorCode } from './engine/errors.js';
+export { migrate } from './providers/migrate.js';
+export { providerFromUrl } from './providers/open.js';
+export { PostgresProvider } from './providers/postgres/provider.js';
+export type { PostgresProviderOptions } from './providers/postgres/provider.js';
+export type {
+  CheckpointOutcome,
+  ListFilter,
+  NewWorkflow,
+  Provider,
+  ProviderCapabilities,
+  RecoveryClaim,
+  StatementObserver,
+  StepRow,
+  WorkflowRow,
+} from './providers/provider.js';
+export { SqliteProvider } from './providers/sqlite/provider.js';
+export type { SqliteProviderOptions, SqliteSynchronous } from './providers/sqlite/provider.js';
+export { WORKFLOW_STATUSES } from './types.js';
+export type {
+  CloseOptions,
+  Context,
+  EngineOptions,
+  ListWorkflowsFilter,
+  Logger,
+  StartOptions,
+  StepAttempt,
+  StepInfo,
+  StepOptions,
+  Workflow,
+  WorkflowFunction,
+  WorkflowHandle,
+  WorkflowInfo,
+  WorkflowStatus,
+} from './types.js';

@@ -1,0 +1,81 @@
+import type { WorkflowStatus } from '../types.js';
+import type { ListFilter, StepRow, WorkflowRow } from './provider.js';
+
+/** Column lists and row mappers shared by the SQL providers (snake_case in SQL, camelCase in TS). */
+
+export const WORKFLOW_COLUMNS =
+  'id, name, status, input, output, error, queue, executor_id, app_version, parent_id, recovery_attempts, deadline_at, created_at, started_at, completed_at';
+
+export const STEP_COLUMNS = 'step_id, name, output, error, child_id, started_at, completed_at';
+
+type Raw = Record<string, unknown>;
+
+const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : (v as string));
+
+export function toWorkflowRow(r: Raw): WorkflowRow {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    status: r.status as WorkflowStatus,
+    input: strOrNull(r.input),
+    output: strOrNull(r.output),
+    error: strOrNull(r.error),
+    queue: strOrNull(r.queue),
+    executorId: strOrNull(r.executor_id),
+    appVersion: strOrNull(r.app_version),
+    parentId: strOrNull(r.parent_id),
+    recoveryAttempts: num(r.recovery_attempts),
+    deadlineAt: numOrNull(r.deadline_at),
+    createdAt: num(r.created_at),
+    startedAt: numOrNull(r.started_at),
+    completedAt: numOrNull(r.completed_at),
+  };
+}
+
+export function toStepRow(r: Raw): StepRow {
+  return {
+    stepId: num(r.step_id),
+    name: r.name as string,
+    output: strOrNull(r.output),
+    error: strOrNull(r.error),
+    childId: strOrNull(r.child_id),
+    startedAt: num(r.started_at),
+    completedAt: num(r.completed_at),
+  };
+}
+
+/**
+ * Builds the parameterised listWorkflows query. `param(i)` renders the i-th placeholder
+ * (`$1` on Postgres, `?` on SQLite); `inList(i)` renders membership in the array bound there.
+ */
+export function listWorkflowsQuery(
+  table: string,
+  filter: ListFilter,
+  param: (i: number) => string,
+  inList: (i: number) => string,
+  encodeList: (values: string[]) => unknown,
+): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const bind = (v: unknown): string => {
+    params.push(v);
+    return param(params.length);
+  };
+  if (filter.statuses?.length) {
+    params.push(encodeList(filter.statuses));
+    where.push(`status ${inList(params.length)}`);
+  }
+  if (filter.name !== undefined) where.push(`name = ${bind(filter.name)}`);
+  if (filter.queue !== undefined) where.push(`queue = ${bind(filter.queue)}`);
+  if (filter.createdAfter !== undefined) where.push(`created_at >= ${bind(filter.createdAfter)}`);
+  if (filter.createdBefore !== undefined) where.push(`created_at < ${bind(filter.createdBefore)}`);
+  const dir = filter.order === 'desc' ? 'DESC' : 'ASC';
+  let sql = `SELECT ${WORKFLOW_COLUMNS} FROM ${table}`;
+  if (where.length) sql += ` WHERE ${where.join(' AND ')}`;
+  sql += ` ORDER BY created_at ${dir}, id ${dir}`;
+  sql += ` LIMIT ${bind(filter.limit ?? 2_147_483_647)}`;
+  if (filter.offset) sql += ` OFFSET ${bind(filter.offset)}`;
+  return { sql, params };
+}
