@@ -65,6 +65,8 @@ export interface StepInfo {
   output: unknown;
   error: unknown;
   childId: string | null;
+  /** How many times the step body ran (retries included). */
+  attempts: number;
   startedAt: Date;
   completedAt: Date;
 }
@@ -77,13 +79,40 @@ export interface StepAttempt {
   attempt: number;
 }
 
+/**
+ * How a failing step is retried. Delays grow from `minDelayMs` by `factor` up to `maxDelayMs`.
+ * An error with `nonRetryable: true`, a TypeError, or one for which `retryIf` returns false stops
+ * the retries at once and becomes the step's recorded error.
+ */
+export interface RetryOptions {
+  /** Attempts in all, the first included (>= 1). */
+  maxAttempts: number;
+  /** Delay before the first retry (default 100 ms). */
+  minDelayMs?: number;
+  /** Growth of the delay per retry (default 2). */
+  factor?: number;
+  /** Longest delay between attempts (default 60,000 ms). */
+  maxDelayMs?: number;
+  retryIf?: (error: unknown) => boolean;
+}
+
 export interface StepOptions {
-  /** Reserved for retries; see docs/retries-time-cancellation.md once it lands. */
-  retry?: never;
+  retry?: RetryOptions;
+  /** Per-attempt limit: the attempt's signal aborts and the attempt fails with StepTimeoutError. */
+  timeoutMs?: number;
 }
 
 export interface StartOptions {
   /** The workflow id; generated (a UUID) when omitted. Starting an existing id returns its handle. */
+  id?: string;
+  /** Deadline from now: past it the workflow ends CANCELLED and result() rejects with WorkflowTimeoutError. */
+  timeoutMs?: number;
+}
+
+export interface ForkOptions {
+  /** The first step to execute again; checkpoints before it are reused. */
+  fromStep: number;
+  /** Id of the new workflow (default: a UUID). */
   id?: string;
 }
 
@@ -108,6 +137,21 @@ export interface Context {
    * const charge = await ctx.step('charge', ({ signal }) => payments.charge(order, { signal }));
    */
   step<T>(name: string, fn: (attempt: StepAttempt) => Promise<T> | T, options?: StepOptions): Promise<T>;
+  /**
+   * Waits `ms` durably: the wake-up instant is recorded, so after a crash only the rest is waited.
+   *
+   * @example
+   * await ctx.sleep(24 * 3600_000); // a day, even across restarts
+   */
+  sleep(ms: number): Promise<void>;
+  /** Waits until `date` durably. */
+  sleepUntil(date: Date): Promise<void>;
+  /** The current time, recorded so a replay sees the same instant. */
+  now(): Promise<Date>;
+  /** Math.random(), recorded. */
+  random(): Promise<number>;
+  /** A random UUID, recorded. */
+  uuid(): Promise<string>;
 }
 
 export type WorkflowFunction<I, O> = (ctx: Context, input: I) => Promise<O>;

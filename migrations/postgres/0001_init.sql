@@ -35,6 +35,7 @@ CREATE TABLE steps (
   output       text,
   error        text,
   child_id     text,
+  attempts     integer NOT NULL DEFAULT 1,
   started_at   bigint NOT NULL,
   completed_at bigint NOT NULL,
   PRIMARY KEY (workflow_id, step_id)

@@ -32,6 +32,7 @@ CREATE TABLE cairn_steps (
   output       TEXT,
   error        TEXT,
   child_id     TEXT,
+  attempts     INTEGER NOT NULL DEFAULT 1,
   started_at   INTEGER NOT NULL,
   completed_at INTEGER NOT NULL,
   PRIMARY KEY (workflow_id, step_id)

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { StepRow } from '../providers/provider.js';
 import type { Context, StepAttempt, StepOptions } from '../types.js';
 import type { EngineCore } from './core.js';
@@ -9,13 +10,16 @@ import {
   WorkflowNotFoundError,
 } from './errors.js';
 import { deserialize, deserializeError, roundTrip, serializeError } from './serialization.js';
-import { assertNotInStep, runInStep } from './step-scope.js';
-import { assertFunction, assertName, assertOptions } from './validate.js';
+import { assertNotInStep } from './step-scope.js';
+import { runStep, stepPolicy, type StepResult } from './step-runner.js';
+import { waitUntil } from './timers.js';
+import { assertDate, assertDuration, assertFunction, assertName } from './validate.js';
 
 /**
  * The Context of one execution. Each call takes the next counter value synchronously, so calls
  * started together get ids in call order on every replay. A call whose checkpoint exists returns
- * it; otherwise it runs and writes its checkpoint in one statement.
+ * it; otherwise it runs and writes its checkpoint in one statement, which also tells it whether
+ * the workflow was cancelled meanwhile.
  */
 export class WorkflowContext implements Context {
   private counter = 0;
@@ -31,27 +35,69 @@ export class WorkflowContext implements Context {
     return this.controller.signal;
   }
 
-  async step<T>(name: string, fn: (attempt: StepAttempt) => Promise<T> | T, options?: StepOptions): Promise<T> {
+  step<T>(name: string, fn: (attempt: StepAttempt) => Promise<T> | T, options?: StepOptions): Promise<T> {
     assertNotInStep(`step('${String(name)}')`);
     assertName('step name', name);
     assertFunction('step function', fn);
-    assertOptions('step options', options);
+    const policy = stepPolicy(options);
+    return this.checkpoint(name, () => runStep(this.workflowId, name, fn, policy, this.signal));
+  }
+
+  async sleep(ms: number): Promise<void> {
+    assertNotInStep('sleep');
+    assertDuration('sleep duration', ms);
+    const wakeAt = await this.checkpoint('cairn.sleep', async () => ({ ok: true, value: Date.now() + ms, attempts: 1 }));
+    await waitUntil(wakeAt, this.signal);
+  }
+
+  async sleepUntil(date: Date): Promise<void> {
+    assertNotInStep('sleepUntil');
+    const at = assertDate('sleepUntil date', date);
+    const wakeAt = await this.checkpoint('cairn.sleep', async () => ({ ok: true, value: at, attempts: 1 }));
+    await waitUntil(wakeAt, this.signal);
+  }
+
+  now(): Promise<Date> {
+    assertNotInStep('now');
+    return this.checkpoint('cairn.now', async () => ({ ok: true, value: new Date(), attempts: 1 }));
+  }
+
+  random(): Promise<number> {
+    assertNotInStep('random');
+    return this.checkpoint('cairn.random', async () => ({ ok: true, value: Math.random(), attempts: 1 }));
+  }
+
+  uuid(): Promise<string> {
+    assertNotInStep('uuid');
+    return this.checkpoint('cairn.uuid', async () => ({ ok: true, value: randomUUID(), attempts: 1 }));
+  }
+
+  /**
+   * The one path every Context call takes: next counter value, replay if recorded, else run and
+   * record. The counter advances before the first await.
+   */
+  private async checkpoint<T>(name: string, run: () => Promise<StepResult<T>>): Promise<T> {
     const stepId = ++this.counter;
     const recorded = this.replay?.get(stepId);
     if (recorded) return this.adopt<T>(stepId, name, recorded);
+    if (this.signal.aborted) throw this.signal.reason;
     if (this.core.closed) throw new EngineClosedError(`step '${name}' of workflow '${this.workflowId}' was not started`);
 
     const startedAt = Date.now();
+    const result = await run();
     let output: string | null = null;
     let error: string | null = null;
     let value: T | undefined;
-    try {
-      const raw = await runInStep(this.workflowId, name, () => fn({ signal: this.signal, attempt: 1 }));
-      ({ text: output, value } = roundTrip(raw, `the output of step '${name}' in workflow '${this.workflowId}'`));
-    } catch (err) {
-      error = serializeError(err);
+    if (result.ok) {
+      try {
+        ({ text: output, value } = roundTrip(result.value, `the output of step '${name}' in workflow '${this.workflowId}'`));
+      } catch (err) {
+        error = serializeError(err);
+      }
+    } else {
+      error = serializeError(result.error);
     }
-    const step: StepRow = { stepId, name, output, error, childId: null, startedAt, completedAt: Date.now() };
+    const step: StepRow = { stepId, name, output, error, childId: null, attempts: result.attempts, startedAt, completedAt: Date.now() };
     const outcome = await this.core.provider.recordStep(this.workflowId, step);
     switch (outcome.kind) {
       case 'recorded':
@@ -61,7 +107,7 @@ export class WorkflowContext implements Context {
         await this.catchUp();
         return this.adopt<T>(stepId, name, outcome.existing);
       case 'not-pending':
-        throw this.stopped(outcome.status);
+        throw await this.stopped(outcome.status);
     }
   }
 
@@ -78,9 +124,15 @@ export class WorkflowContext implements Context {
     this.replay = new Map(rows.map((r) => [r.stepId, r]));
   }
 
-  private stopped(status: string | undefined): Error {
+  /** Why the workflow is no longer PENDING, as the error its function sees. */
+  private async stopped(status: string | undefined): Promise<unknown> {
     if (status === undefined) return new WorkflowNotFoundError(this.workflowId);
-    if (status === 'CANCELLED') return new WorkflowCancelledError(this.workflowId);
+    if (status === 'CANCELLED') {
+      const row = await this.core.provider.getWorkflow(this.workflowId);
+      const reason = row?.error ? deserializeError(row.error) : new WorkflowCancelledError(this.workflowId);
+      if (!this.controller.signal.aborted) this.controller.abort(reason);
+      return reason;
+    }
     return new ExecutionSupersededError(this.workflowId, status);
   }
 }

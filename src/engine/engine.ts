@@ -6,6 +6,7 @@ import { assertSchemaName } from '../providers/schema-name.js';
 import type {
   CloseOptions,
   EngineOptions,
+  ForkOptions,
   ListWorkflowsFilter,
   Logger,
   StartOptions,
@@ -22,6 +23,7 @@ import {
   EngineClosedError,
   InvalidArgumentError,
   UnknownWorkflowError,
+  WorkflowCancelledError,
   WorkflowConflictError,
   WorkflowNotFoundError,
 } from './errors.js';
@@ -29,7 +31,7 @@ import { Execution, type Outcome } from './execution.js';
 import { Handle, type HandleSource } from './handle.js';
 import { isTerminal, resultOf, toStepInfo, toWorkflowInfo } from './info.js';
 import { Registry, type Registration } from './registry.js';
-import { roundTrip } from './serialization.js';
+import { roundTrip, serializeError } from './serialization.js';
 import {
   assertDate,
   assertDuration,
@@ -40,6 +42,7 @@ import {
   describe,
 } from './validate.js';
 
+const RESUMABLE: ReadonlySet<WorkflowStatus> = new Set(['CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
 const QUIET: Logger = { info() {}, warn() {}, error() {} };
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 /** Until notifications land, waiting on a workflow running elsewhere polls with this backoff. */
@@ -155,7 +158,10 @@ export class Engine implements HandleSource {
     this.assertOpen(`cannot start workflow '${reg.name}'`);
     assertOptions('start options', options);
     const id = options?.id === undefined ? randomUUID() : assertName('workflow id', options.id);
+    const timeoutMs = options?.timeoutMs === undefined ? undefined : assertDuration('timeoutMs', options.timeoutMs);
     const { text, value } = roundTrip(input, `the input of workflow '${reg.name}'`);
+    const createdAt = Date.now();
+    const deadlineAt = timeoutMs === undefined ? null : createdAt + timeoutMs;
     const existing = await this.provider.insertWorkflow({
       id,
       name: reg.name,
@@ -164,14 +170,14 @@ export class Engine implements HandleSource {
       appVersion: this.appVersion,
       queue: null,
       parentId: null,
-      deadlineAt: null,
-      createdAt: Date.now(),
+      deadlineAt,
+      createdAt,
     });
     if (existing) {
       if (existing.name !== reg.name) throw new WorkflowConflictError(id, existing.name, reg.name);
       return new Handle<O>(this, id);
     }
-    this.launch({ id, name: reg.name, fn: reg.fn, input: value, replay: null });
+    this.launch({ id, name: reg.name, fn: reg.fn, input: value, deadlineAt, replay: null });
     return new Handle<O>(this, id);
   }
 
@@ -227,7 +233,95 @@ export class Engine implements HandleSource {
 
   private resumeExecution(row: WorkflowRow, replay: StepRow[]): void {
     const reg = this.registry.get(row.name)!;
-    this.launch({ id: row.id, name: row.name, fn: reg.fn, input: toWorkflowInfo(row).input, replay });
+    this.launch({ id: row.id, name: row.name, fn: reg.fn, input: toWorkflowInfo(row).input, deadlineAt: row.deadlineAt, replay });
+  }
+
+  /**
+   * Cancels a workflow from any process. It ends CANCELLED at once in the database; the execution
+   * stops at its next Context call (its own checkpoint write sees the cancellation), and when it runs
+   * in this process its `ctx.signal` aborts immediately. Cancelling a finished workflow changes nothing.
+   *
+   * @example
+   * await engine.cancel('order-42');
+   */
+  async cancel(id: string): Promise<void> {
+    assertName('workflow id', id);
+    this.assertOpen(`cannot cancel workflow '${id}'`);
+    const reason = new WorkflowCancelledError(id);
+    const row = await this.provider.cancelWorkflow(id, serializeError(reason), Date.now());
+    if (!row) throw new WorkflowNotFoundError(id);
+    if (row.status === 'CANCELLED') this.running.get(id)?.abort(reason);
+  }
+
+  /**
+   * Runs a CANCELLED, ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow again in this process, from
+   * its checkpoints: recorded steps are not re-run. Its deadline and recovery count are cleared.
+   * Resuming a workflow that is PENDING or SUCCESS changes nothing.
+   *
+   * @example
+   * const handle = await engine.resume('order-42');
+   */
+  async resume<O = unknown>(id: string): Promise<WorkflowHandle<O>> {
+    assertName('workflow id', id);
+    this.assertOpen(`cannot resume workflow '${id}'`);
+    const before = await this.provider.getWorkflow(id);
+    if (!before) throw new WorkflowNotFoundError(id);
+    const reg = this.registry.get(before.name);
+    if (!reg) throw new UnknownWorkflowError(before.name, id);
+    if (!RESUMABLE.has(before.status)) return new Handle<O>(this, id);
+    // A cancelled execution still unwinding here must end before the row is PENDING again,
+    // or its failure would be written over the resumed workflow.
+    await this.running.get(id)?.done;
+    const row = await this.provider.resumeWorkflow(id, this.executorId, this.appVersion, Date.now());
+    if (row?.status === 'PENDING' && !this.running.has(id)) this.resumeExecution(row, await this.provider.listSteps(id));
+    return new Handle<O>(this, id);
+  }
+
+  /**
+   * Starts a new workflow with the same function and input as `id`, reusing its checkpoints before
+   * `fromStep` and executing the rest again.
+   *
+   * @example
+   * const retry = await engine.fork('order-42', { fromStep: 3, id: 'order-42-retry' });
+   */
+  async fork<O = unknown>(id: string, options: ForkOptions): Promise<WorkflowHandle<O>> {
+    assertName('workflow id', id);
+    assertOptions('fork options', options);
+    if (options === undefined) throw new InvalidArgumentError('fromStep', 'fork needs options with fromStep');
+    const fromStep = assertPositiveInteger('fromStep', options.fromStep);
+    const newId = options.id === undefined ? randomUUID() : assertName('id', options.id);
+    this.assertOpen(`cannot fork workflow '${id}'`);
+    const source = await this.provider.getWorkflow(id);
+    if (!source) throw new WorkflowNotFoundError(id);
+    const reg = this.registry.get(source.name);
+    if (!reg) throw new UnknownWorkflowError(source.name, id);
+    const steps = await this.provider.listSteps(id);
+    const last = steps.length === 0 ? 0 : steps[steps.length - 1]!.stepId;
+    if (fromStep > 1 && fromStep > last) {
+      throw new InvalidArgumentError(
+        'fromStep',
+        `fromStep ${fromStep} is past the last recorded step of workflow '${id}' (${last === 0 ? 'it has none' : `step ${last}`})`,
+      );
+    }
+    const row = {
+      id: newId,
+      name: source.name,
+      input: source.input ?? roundTrip(undefined, 'input').text,
+      executorId: this.executorId,
+      appVersion: this.appVersion,
+      queue: null,
+      parentId: null,
+      deadlineAt: null,
+      createdAt: Date.now(),
+    };
+    const existing = await this.provider.forkWorkflow(row, id, fromStep);
+    if (existing) {
+      if (existing.name !== source.name) throw new WorkflowConflictError(newId, existing.name, source.name);
+      return new Handle<O>(this, newId);
+    }
+    const replay = steps.filter((s) => s.stepId < fromStep);
+    this.launch({ id: newId, name: source.name, fn: reg.fn, input: toWorkflowInfo(source).input, deadlineAt: null, replay });
+    return new Handle<O>(this, newId);
   }
 
   /** The stored workflow; rejects with WorkflowNotFoundError when there is none. */

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   MigrationError: 'MIGRATION',
   EngineClosedError: 'ENGINE_CLOSED',
   ExecutionSupersededError: 'EXECUTION_SUPERSEDED',
+  StepTimeoutError: 'STEP_TIMEOUT',
 } as const;
 
 export type CairnErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -203,5 +204,15 @@ export class ExecutionSupersededError extends CairnError {
       ERROR_CODES.ExecutionSupersededError,
       `workflow '${workflowId}' was already finished by another execution (status ${status}); this execution stops`,
     );
+  }
+}
+
+/** One attempt of a step ran past its `timeoutMs`; its signal was aborted and the attempt counts as failed. */
+export class StepTimeoutError extends CairnError {
+  constructor(
+    readonly stepName: string,
+    readonly timeoutMs: number,
+  ) {
+    super(ERROR_CODES.StepTimeoutError, `an attempt of step '${stepName}' ran longer than its timeout of ${timeoutMs} ms`, { retryable: true });
   }
 }

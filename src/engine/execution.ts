@@ -2,9 +2,10 @@ import type { StepRow, WorkflowRow } from '../providers/provider.js';
 import type { WorkflowFunction } from '../types.js';
 import { WorkflowContext } from './context.js';
 import type { EngineCore } from './core.js';
-import { EngineClosedError } from './errors.js';
+import { EngineClosedError, WorkflowTimeoutError } from './errors.js';
 import { deserializeError, roundTrip, serializeError } from './serialization.js';
 import { runOutsideStep } from './step-scope.js';
+import { callAt } from './timers.js';
 
 /** How an execution ended: it wrote the outcome itself, found one already stored, or was abandoned at close. */
 export type Outcome =
@@ -18,6 +19,8 @@ export interface ExecutionSpec {
   name: string;
   fn: WorkflowFunction<unknown, unknown>;
   input: unknown;
+  /** Epoch ms past which the workflow is cancelled with WorkflowTimeoutError. */
+  deadlineAt: number | null;
   /** Checkpoints to replay; null for a fresh execution, which reads nothing before its steps. */
   replay: StepRow[] | null;
 }
@@ -42,6 +45,27 @@ export class Execution {
   }
 
   private async run(spec: ExecutionSpec): Promise<Outcome> {
+    const disarm = spec.deadlineAt === null ? undefined : callAt(spec.deadlineAt, () => void this.timeOut(spec.id));
+    try {
+      return await this.execute(spec);
+    } finally {
+      disarm?.();
+    }
+  }
+
+  /** The deadline passed: the database says CANCELLED first, then the function's signal aborts. */
+  private async timeOut(id: string): Promise<void> {
+    const reason = new WorkflowTimeoutError(id);
+    try {
+      await this.core.provider.cancelWorkflow(id, serializeError(reason), Date.now());
+    } catch (err) {
+      if (!this.core.closed) this.core.logger.error({ err, workflowId: id }, 'could not record a workflow timeout');
+      return;
+    }
+    this.abort(reason);
+  }
+
+  private async execute(spec: ExecutionSpec): Promise<Outcome> {
     const replay = spec.replay && new Map(spec.replay.map((r) => [r.stepId, r]));
     const ctx = new WorkflowContext(this.core, spec.id, replay, this.controller);
     let status: 'SUCCESS' | 'ERROR';

@@ -39,6 +39,7 @@ export function toStepInfo(row: StepRow): StepInfo {
     output: row.output === null ? undefined : deserialize(row.output),
     error: row.error === null ? undefined : deserializeError(row.error),
     childId: row.childId,
+    attempts: row.attempts,
     startedAt: new Date(row.startedAt),
     completedAt: new Date(row.completedAt),
   };
@@ -52,7 +53,7 @@ export function resultOf<O>(row: WorkflowRow): O {
     case 'ERROR':
       throw row.error === null ? new Error(`workflow '${row.id}' failed`) : deserializeError(row.error);
     case 'CANCELLED':
-      throw new WorkflowCancelledError(row.id);
+      throw row.error === null ? new WorkflowCancelledError(row.id) : deserializeError(row.error);
     case 'MAX_RECOVERY_ATTEMPTS_EXCEEDED':
       throw new MaxRecoveryAttemptsError(row.id, row.recoveryAttempts);
     default:

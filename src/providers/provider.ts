@@ -44,6 +44,8 @@ export interface StepRow {
   output: string | null;
   error: string | null;
   childId: string | null;
+  /** How many times the step body ran before this outcome (retries). */
+  attempts: number;
   startedAt: number;
   completedAt: number;
 }
@@ -108,6 +110,22 @@ export interface Provider {
     error: string | null,
     completedAt: number,
   ): Promise<WorkflowRow | undefined | null>;
+
+  /**
+   * Moves a PENDING, ENQUEUED or DELAYED workflow to CANCELLED with `error` as the reason.
+   * Returns the row as it is after the call (undefined when there is no such workflow).
+   */
+  cancelWorkflow(id: string, error: string, now: number): Promise<WorkflowRow | undefined>;
+  /**
+   * Moves a CANCELLED, ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow back to PENDING under this
+   * executor and version, clearing its outcome, deadline and recovery count. Returns the row after the call.
+   */
+  resumeWorkflow(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined>;
+  /**
+   * Inserts `row` as a new PENDING workflow and copies the checkpoints of `sourceId` below
+   * `fromStep`, in one transaction. Returns null when inserted, or the row already under that id.
+   */
+  forkWorkflow(row: NewWorkflow, sourceId: string, fromStep: number): Promise<WorkflowRow | null>;
 
   /** Writes one checkpoint for a PENDING workflow. */
   recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome>;

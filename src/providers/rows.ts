@@ -6,7 +6,7 @@ import type { ListFilter, StepRow, WorkflowRow } from './provider.js';
 export const WORKFLOW_COLUMNS =
   'id, name, status, input, output, error, queue, executor_id, app_version, parent_id, recovery_attempts, deadline_at, created_at, started_at, completed_at';
 
-export const STEP_COLUMNS = 'step_id, name, output, error, child_id, started_at, completed_at';
+export const STEP_COLUMNS = 'step_id, name, output, error, child_id, attempts, started_at, completed_at';
 
 type Raw = Record<string, unknown>;
 
@@ -41,6 +41,7 @@ export function toStepRow(r: Raw): StepRow {
     output: strOrNull(r.output),
     error: strOrNull(r.error),
     childId: strOrNull(r.child_id),
+    attempts: num(r.attempts),
     startedAt: num(r.started_at),
     completedAt: num(r.completed_at),
   };

@@ -69,9 +69,7 @@ export class PostgresProvider implements Provider {
   }
 
   async insertWorkflow(w: NewWorkflow): Promise<WorkflowRow | null> {
-    const res = await this.query(this.sql.insertWorkflow, [
-      w.id, w.name, w.input, w.queue, w.executorId, w.appVersion, w.parentId, w.deadlineAt, w.createdAt,
-    ]);
+    const res = await this.query(this.sql.insertWorkflow, insertParams(w));
     if (res.rowCount === 1) return null;
     const existing = await this.getWorkflow(w.id);
     if (!existing) throw new Error(`workflow '${w.id}' conflicted on insert but could not be read back`);
@@ -100,9 +98,39 @@ export class PostgresProvider implements Provider {
     return res.rowCount === 1 ? null : this.getWorkflow(id);
   }
 
+  async cancelWorkflow(id: string, error: string, now: number): Promise<WorkflowRow | undefined> {
+    await this.query(this.sql.cancelWorkflow, [id, error, now]);
+    return this.getWorkflow(id);
+  }
+
+  async resumeWorkflow(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
+    await this.query(this.sql.resumeWorkflow, [id, executorId, appVersion, now]);
+    return this.getWorkflow(id);
+  }
+
+  async forkWorkflow(w: NewWorkflow, sourceId: string, fromStep: number): Promise<WorkflowRow | null> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const inserted = await client.query({
+        ...this.sql.insertWorkflow,
+        values: insertParams(w),
+      });
+      if (inserted.rowCount === 1) await client.query({ ...this.sql.copySteps, values: [w.id, sourceId, fromStep] });
+      await client.query('COMMIT');
+      if (inserted.rowCount === 1) return null;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+    return (await this.getWorkflow(w.id)) ?? null;
+  }
+
   async recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
     const res = await this.query(this.sql.recordStep, [
-      workflowId, step.stepId, step.name, step.output, step.error, step.childId, step.startedAt, step.completedAt,
+      workflowId, step.stepId, step.name, step.output, step.error, step.childId, step.startedAt, step.completedAt, step.attempts,
     ]);
     if (res.rowCount === 1) return { kind: 'recorded' };
     const existing = await this.query(this.sql.getStep, [workflowId, step.stepId]);
@@ -132,4 +160,8 @@ export class PostgresProvider implements Provider {
       unknown: unknown.rows.map((r) => toWorkflowRow(r as Record<string, unknown>)),
     };
   }
+}
+
+function insertParams(w: NewWorkflow): unknown[] {
+  return [w.id, w.name, w.input, w.queue, w.executorId, w.appVersion, w.parentId, w.deadlineAt, w.createdAt];
 }

@@ -24,10 +24,28 @@ export function postgresStatements(schema: string) {
     // and that no other execution holds this counter (conflict).
     recordStep: named(
       'record_step',
-      `INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, started_at, completed_at)
-       SELECT $1, $2::integer, $3, $4, $5, $6, $7::bigint, $8::bigint
+      `INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
+       SELECT $1, $2::integer, $3, $4, $5, $6, $9::integer, $7::bigint, $8::bigint
        WHERE EXISTS (SELECT 1 FROM ${s}.workflows WHERE id = $1 AND status = 'PENDING')
        ON CONFLICT (workflow_id, step_id) DO NOTHING`,
+    ),
+    cancelWorkflow: named(
+      'cancel_workflow',
+      `UPDATE ${s}.workflows SET status = 'CANCELLED', error = $2, completed_at = $3, updated_at = $3
+       WHERE id = $1 AND status IN ('PENDING', 'ENQUEUED', 'DELAYED')`,
+    ),
+    resumeWorkflow: named(
+      'resume_workflow',
+      `UPDATE ${s}.workflows
+       SET status = 'PENDING', executor_id = $2, app_version = $3, output = NULL, error = NULL, deadline_at = NULL,
+           recovery_attempts = 0, completed_at = NULL, started_at = $4, updated_at = $4
+       WHERE id = $1 AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')`,
+    ),
+    copySteps: named(
+      'copy_steps',
+      `INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
+       SELECT $1, step_id, name, output, error, child_id, attempts, started_at, completed_at
+       FROM ${s}.steps WHERE workflow_id = $2 AND step_id < $3`,
     ),
     getStep: named('get_step', `SELECT ${STEP_COLUMNS} FROM ${s}.steps WHERE workflow_id = $1 AND step_id = $2`),
     getStatus: named('get_status', `SELECT status FROM ${s}.workflows WHERE id = $1`),

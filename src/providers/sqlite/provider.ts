@@ -85,9 +85,7 @@ export class SqliteProvider implements Provider {
   }
 
   async insertWorkflow(w: NewWorkflow): Promise<WorkflowRow | null> {
-    const info = this.stmt(sqliteStatements.insertWorkflow).run(
-      w.id, w.name, w.input, w.queue, w.executorId, w.appVersion, w.parentId, w.deadlineAt, w.createdAt, w.createdAt, w.createdAt,
-    );
+    const info = this.stmt(sqliteStatements.insertWorkflow).run(...insertParams(w));
     if (info.changes === 1) return null;
     const existing = await this.getWorkflow(w.id);
     if (!existing) throw new Error(`workflow '${w.id}' conflicted on insert but could not be read back`);
@@ -121,9 +119,30 @@ export class SqliteProvider implements Provider {
     return info.changes === 1 ? null : this.getWorkflow(id);
   }
 
+  async cancelWorkflow(id: string, error: string, now: number): Promise<WorkflowRow | undefined> {
+    this.stmt(sqliteStatements.cancelWorkflow).run(error, now, now, id);
+    return this.getWorkflow(id);
+  }
+
+  async resumeWorkflow(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
+    this.stmt(sqliteStatements.resumeWorkflow).run(executorId, appVersion, now, now, id);
+    return this.getWorkflow(id);
+  }
+
+  async forkWorkflow(w: NewWorkflow, sourceId: string, fromStep: number): Promise<WorkflowRow | null> {
+    const fork = this.db.transaction((): boolean => {
+      const info = this.stmt(sqliteStatements.insertWorkflow).run(...insertParams(w));
+      if (info.changes !== 1) return false;
+      this.stmt(sqliteStatements.copySteps).run(w.id, sourceId, fromStep);
+      return true;
+    });
+    if (fork.immediate()) return null;
+    return (await this.getWorkflow(w.id)) ?? null;
+  }
+
   async recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
     const info = this.stmt(sqliteStatements.recordStep).run(
-      workflowId, step.stepId, step.name, step.output, step.error, step.childId, step.startedAt, step.completedAt, workflowId,
+      workflowId, step.stepId, step.name, step.output, step.error, step.childId, step.attempts, step.startedAt, step.completedAt, workflowId,
     );
     if (info.changes === 1) return { kind: 'recorded' };
     const existing = this.stmt(sqliteStatements.getStep).get(workflowId, step.stepId) as Raw | undefined;
@@ -155,4 +174,8 @@ export class SqliteProvider implements Provider {
       unknown,
     };
   }
+}
+
+function insertParams(w: NewWorkflow): unknown[] {
+  return [w.id, w.name, w.input, w.queue, w.executorId, w.appVersion, w.parentId, w.deadlineAt, w.createdAt, w.createdAt, w.createdAt];
 }

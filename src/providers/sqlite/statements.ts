@@ -10,10 +10,19 @@ export const sqliteStatements = {
     WHERE id = ? AND status = 'PENDING'`,
   // The checkpoint: one statement that also checks the workflow is still PENDING (cancellation)
   // and that no other execution holds this counter (conflict).
-  recordStep: `INSERT INTO cairn_steps (workflow_id, step_id, name, output, error, child_id, started_at, completed_at)
-    SELECT ?, ?, ?, ?, ?, ?, ?, ?
+  recordStep: `INSERT INTO cairn_steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
+    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
     WHERE EXISTS (SELECT 1 FROM cairn_workflows WHERE id = ? AND status = 'PENDING')
     ON CONFLICT (workflow_id, step_id) DO NOTHING`,
+  cancelWorkflow: `UPDATE cairn_workflows SET status = 'CANCELLED', error = ?, completed_at = ?, updated_at = ?
+    WHERE id = ? AND status IN ('PENDING', 'ENQUEUED', 'DELAYED')`,
+  resumeWorkflow: `UPDATE cairn_workflows
+    SET status = 'PENDING', executor_id = ?, app_version = ?, output = NULL, error = NULL, deadline_at = NULL,
+        recovery_attempts = 0, completed_at = NULL, started_at = ?, updated_at = ?
+    WHERE id = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')`,
+  copySteps: `INSERT INTO cairn_steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
+    SELECT ?, step_id, name, output, error, child_id, attempts, started_at, completed_at
+    FROM cairn_steps WHERE workflow_id = ? AND step_id < ?`,
   getStep: `SELECT ${STEP_COLUMNS} FROM cairn_steps WHERE workflow_id = ? AND step_id = ?`,
   getStatus: `SELECT status FROM cairn_workflows WHERE id = ?`,
   listSteps: `SELECT ${STEP_COLUMNS} FROM cairn_steps WHERE workflow_id = ? ORDER BY step_id`,
