@@ -147,8 +147,8 @@ export function defineBehaviourSuite(target: Target): void {
       assert.equal(await handles[0]!.result(), 25);
       assert.deepEqual(runs, ['a', 'b', 'c']);
       const info = await second.getWorkflow('r-1');
-      assert.equal(info.recoveryAttempts, 1);
       assert.equal(info.status, 'SUCCESS');
+      assert.equal(info.recoveryAttempts, 0, 'a recovery that records a new checkpoint made progress, so the count starts again');
     });
 
     test('recover() resumes only its own executor and app version', async () => {
@@ -347,6 +347,39 @@ export function defineBehaviourSuite(target: Target): void {
       assert.equal((await engine.listWorkflows({ name: 'ok', order: 'desc', limit: 1 }))[0]!.id, 'ok-4');
       assert.equal((await engine.listWorkflows({ status: ['SUCCESS', 'ERROR'], createdAfter: t0 })).length, 6);
       assert.equal((await engine.listWorkflows({ createdBefore: t0 })).length, 0);
+    });
+
+    test('a step aborted by close() is not recorded, and recovery runs it again', async () => {
+      const store = await target.fresh();
+      await (await target.open(store)).close();
+      // Like a pool the application owns: the database stays usable after the engine closes.
+      const provider = target.provider(store);
+      const closeProvider = provider.close.bind(provider);
+      provider.close = async () => undefined;
+      let runs = 0;
+      const body = async (ctx: Context) =>
+        ctx.step('slow', async ({ signal }) => {
+          runs++;
+          await new Promise((resolve, reject) => {
+            const t = setTimeout(resolve, runs === 1 ? 60_000 : 1);
+            signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason as Error)));
+          });
+          return 'finished';
+        });
+      const engine = await Engine.open({ database: provider, migrate: false, appVersion: 'v1' });
+      await engine.workflow('abandon', body).start(undefined, { id: 'ab-1' });
+      await new Promise((r) => setTimeout(r, 30));
+      await engine.close({ timeoutMs: 20 });
+      await new Promise((r) => setTimeout(r, 30));
+      assert.deepEqual(await provider.listSteps('ab-1'), [], 'the shutdown abort was not stored as the step outcome');
+      assert.equal((await provider.getWorkflow('ab-1'))!.status, 'PENDING');
+      await closeProvider();
+
+      const next = await target.open(store, { appVersion: 'v1' });
+      next.workflow('abandon', body);
+      const [h] = await next.recover();
+      assert.equal(await h!.result(), 'finished');
+      assert.equal(runs, 2);
     });
 
     test('close() waits for workflows in flight', async () => {

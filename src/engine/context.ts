@@ -29,6 +29,8 @@ export class WorkflowContext implements Context {
     readonly workflowId: string,
     private replay: Map<number, StepRow> | null,
     private readonly controller: AbortController,
+    /** The workflow's recovery count when this execution began; progress resets it. */
+    private recoveriesWithoutProgress = 0,
   ) {}
 
   get signal(): AbortSignal {
@@ -85,6 +87,9 @@ export class WorkflowContext implements Context {
 
     const startedAt = Date.now();
     const result = await run();
+    // Past the close deadline the step was abandoned, possibly aborted by the shutdown itself:
+    // that outcome is not the step's, so it must not become its checkpoint.
+    if (this.core.closed) throw new EngineClosedError(`step '${name}' of workflow '${this.workflowId}' was abandoned`);
     let output: string | null = null;
     let error: string | null = null;
     let value: T | undefined;
@@ -101,6 +106,7 @@ export class WorkflowContext implements Context {
     const outcome = await this.core.provider.recordStep(this.workflowId, step);
     switch (outcome.kind) {
       case 'recorded':
+        if (this.recoveriesWithoutProgress > 0) await this.madeProgress();
         if (error !== null) throw deserializeError(error);
         return value as T;
       case 'conflict':
@@ -109,6 +115,15 @@ export class WorkflowContext implements Context {
       case 'not-pending':
         throw await this.stopped(outcome.status);
     }
+  }
+
+  /**
+   * The recovery cap is about crash loops: a recovered execution that records a new checkpoint is
+   * making progress, so its count starts again (one statement, once per recovery).
+   */
+  private async madeProgress(): Promise<void> {
+    this.recoveriesWithoutProgress = 0;
+    await this.core.provider.resetRecoveryAttempts(this.workflowId);
   }
 
   /** Returns (or rethrows) a recorded checkpoint, after checking it belongs to this call. */

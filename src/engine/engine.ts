@@ -68,7 +68,7 @@ export class Engine implements HandleSource {
   private readonly maxRecoveryAttempts: number;
   private readonly running = new Map<string, Execution>();
   private readonly core: EngineCore;
-  private closing = false;
+  private closing: Promise<void> | undefined;
   private closed = false;
   private readonly closeController = new AbortController();
 
@@ -177,7 +177,7 @@ export class Engine implements HandleSource {
       if (existing.name !== reg.name) throw new WorkflowConflictError(id, existing.name, reg.name);
       return new Handle<O>(this, id);
     }
-    this.launch({ id, name: reg.name, fn: reg.fn, input: value, deadlineAt, replay: null });
+    this.launch({ id, name: reg.name, fn: reg.fn, input: value, deadlineAt, recoveryAttempts: 0, replay: null });
     return new Handle<O>(this, id);
   }
 
@@ -233,7 +233,15 @@ export class Engine implements HandleSource {
 
   private resumeExecution(row: WorkflowRow, replay: StepRow[]): void {
     const reg = this.registry.get(row.name)!;
-    this.launch({ id: row.id, name: row.name, fn: reg.fn, input: toWorkflowInfo(row).input, deadlineAt: row.deadlineAt, replay });
+    this.launch({
+      id: row.id,
+      name: row.name,
+      fn: reg.fn,
+      input: toWorkflowInfo(row).input,
+      deadlineAt: row.deadlineAt,
+      recoveryAttempts: row.recoveryAttempts,
+      replay,
+    });
   }
 
   /**
@@ -320,7 +328,7 @@ export class Engine implements HandleSource {
       return new Handle<O>(this, newId);
     }
     const replay = steps.filter((s) => s.stepId < fromStep);
-    this.launch({ id: newId, name: source.name, fn: reg.fn, input: toWorkflowInfo(source).input, deadlineAt: null, replay });
+    this.launch({ id: newId, name: source.name, fn: reg.fn, input: toWorkflowInfo(source).input, deadlineAt: null, recoveryAttempts: 0, replay });
     return new Handle<O>(this, newId);
   }
 
@@ -405,8 +413,11 @@ export class Engine implements HandleSource {
   async close(options: CloseOptions = {}): Promise<void> {
     assertOptions('close options', options);
     const timeoutMs = assertDuration('timeoutMs', options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
-    if (this.closing) return;
-    this.closing = true;
+    this.closing ??= this.shutDown(timeoutMs);
+    return this.closing;
+  }
+
+  private async shutDown(timeoutMs: number): Promise<void> {
     const inFlight = [...this.running.values()].map((e) => e.done);
     if (inFlight.length > 0) {
       const deadline = new AbortController();

@@ -21,6 +21,8 @@ export interface ExecutionSpec {
   input: unknown;
   /** Epoch ms past which the workflow is cancelled with WorkflowTimeoutError. */
   deadlineAt: number | null;
+  /** Recoveries counted on the workflow so far (0 for a fresh start). */
+  recoveryAttempts: number;
   /** Checkpoints to replay; null for a fresh execution, which reads nothing before its steps. */
   replay: StepRow[] | null;
 }
@@ -67,7 +69,7 @@ export class Execution {
 
   private async execute(spec: ExecutionSpec): Promise<Outcome> {
     const replay = spec.replay && new Map(spec.replay.map((r) => [r.stepId, r]));
-    const ctx = new WorkflowContext(this.core, spec.id, replay, this.controller);
+    const ctx = new WorkflowContext(this.core, spec.id, replay, this.controller, spec.recoveryAttempts);
     let status: 'SUCCESS' | 'ERROR';
     let output: string | null = null;
     let error: string | null = null;
@@ -83,6 +85,7 @@ export class Execution {
       error = serializeError(err);
       value = deserializeError(error);
     }
+    if (this.core.closed) return { kind: 'abandoned', reason: new EngineClosedError(`workflow '${spec.id}' was abandoned`) };
     try {
       const stored = await this.core.provider.completeWorkflow(spec.id, status, output, error, Date.now());
       if (stored) return { kind: 'stored', row: stored };

@@ -127,6 +127,9 @@ export interface Provider {
    */
   forkWorkflow(row: NewWorkflow, sourceId: string, fromStep: number): Promise<WorkflowRow | null>;
 
+  /** Sets a workflow's recovery count back to 0 (its execution made progress). */
+  resetRecoveryAttempts(id: string): Promise<void>;
+
   /** Writes one checkpoint for a PENDING workflow. */
   recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome>;
   /** All checkpoints of a workflow in counter order, in one query. */

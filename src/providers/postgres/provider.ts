@@ -128,6 +128,10 @@ export class PostgresProvider implements Provider {
     return (await this.getWorkflow(w.id)) ?? null;
   }
 
+  async resetRecoveryAttempts(id: string): Promise<void> {
+    await this.query(this.sql.resetRecoveryAttempts, [id]);
+  }
+
   async recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
     const res = await this.query(this.sql.recordStep, [
       workflowId, step.stepId, step.name, step.output, step.error, step.childId, step.startedAt, step.completedAt, step.attempts,

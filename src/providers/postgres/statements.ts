@@ -47,6 +47,7 @@ export function postgresStatements(schema: string) {
        SELECT $1, step_id, name, output, error, child_id, attempts, started_at, completed_at
        FROM ${s}.steps WHERE workflow_id = $2 AND step_id < $3`,
     ),
+    resetRecoveryAttempts: named('reset_recovery_attempts', `UPDATE ${s}.workflows SET recovery_attempts = 0 WHERE id = $1`),
     getStep: named('get_step', `SELECT ${STEP_COLUMNS} FROM ${s}.steps WHERE workflow_id = $1 AND step_id = $2`),
     getStatus: named('get_status', `SELECT status FROM ${s}.workflows WHERE id = $1`),
     listSteps: named('list_steps', `SELECT ${STEP_COLUMNS} FROM ${s}.steps WHERE workflow_id = $1 ORDER BY step_id`),

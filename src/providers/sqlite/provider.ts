@@ -140,6 +140,10 @@ export class SqliteProvider implements Provider {
     return (await this.getWorkflow(w.id)) ?? null;
   }
 
+  async resetRecoveryAttempts(id: string): Promise<void> {
+    this.stmt(sqliteStatements.resetRecoveryAttempts).run(id);
+  }
+
   async recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
     const info = this.stmt(sqliteStatements.recordStep).run(
       workflowId, step.stepId, step.name, step.output, step.error, step.childId, step.attempts, step.startedAt, step.completedAt, workflowId,

@@ -23,6 +23,7 @@ export const sqliteStatements = {
   copySteps: `INSERT INTO cairn_steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
     SELECT ?, step_id, name, output, error, child_id, attempts, started_at, completed_at
     FROM cairn_steps WHERE workflow_id = ? AND step_id < ?`,
+  resetRecoveryAttempts: `UPDATE cairn_workflows SET recovery_attempts = 0 WHERE id = ?`,
   getStep: `SELECT ${STEP_COLUMNS} FROM cairn_steps WHERE workflow_id = ? AND step_id = ?`,
   getStatus: `SELECT status FROM cairn_workflows WHERE id = ?`,
   listSteps: `SELECT ${STEP_COLUMNS} FROM cairn_steps WHERE workflow_id = ? ORDER BY step_id`,
