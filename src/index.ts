@@ -1,4 +1,6 @@
+export { Client } from './engine/client.js';
 export { Engine } from './engine/engine.js';
+export { Queue } from './queues/queue.js';
 export {
   CairnError,
   ContextUsageError,
@@ -25,7 +27,17 @@ export { providerFromUrl } from './providers/open.js';
 export { PostgresProvider } from './providers/postgres/provider.js';
 export type { PostgresProviderOptions } from './providers/postgres/provider.js';
 export type {
+  CancelResult,
+  ChangeListener,
+  CheckpointMiss,
   CheckpointOutcome,
+  ClaimRequest,
+  ClaimResult,
+  DebounceRequest,
+  InsertConflict,
+  QueueDefinition,
+  StepEffect,
+  StreamEntry,
   ListFilter,
   NewWorkflow,
   Provider,
@@ -39,13 +51,19 @@ export { SqliteProvider } from './providers/sqlite/provider.js';
 export type { SqliteProviderOptions, SqliteSynchronous } from './providers/sqlite/provider.js';
 export { WORKFLOW_STATUSES } from './types.js';
 export type {
+  ChildOptions,
+  ClientOptions,
   CloseOptions,
   Context,
+  DebounceOptions,
   EngineOptions,
+  EnqueueOptions,
   ForkOptions,
   ListWorkflowsFilter,
   Logger,
+  QueueOptions,
   RetryOptions,
+  SendOptions,
   StartOptions,
   StepAttempt,
   StepInfo,

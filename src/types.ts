@@ -105,8 +105,49 @@ export interface StepOptions {
 export interface StartOptions {
   /** The workflow id; generated (a UUID) when omitted. Starting an existing id returns its handle. */
   id?: string;
-  /** Deadline from now: past it the workflow ends CANCELLED and result() rejects with WorkflowTimeoutError. */
+  /**
+   * Deadline from now (for a queued workflow: from when it becomes runnable): past it the workflow
+   * ends CANCELLED and result() rejects with WorkflowTimeoutError.
+   */
   timeoutMs?: number;
+  /** Run through this queue (declared with engine.queue) instead of at once. */
+  queue?: string;
+  /** Queue order: lower runs first (default 0); FIFO within a priority. */
+  priority?: number;
+  /** At most one ENQUEUED, DELAYED or PENDING workflow per (queue, dedupId). */
+  dedupId?: string;
+  /** What a duplicate dedupId does: reject with DuplicateQueueEntryError (default) or return the existing handle. */
+  onDuplicate?: 'error' | 'return-existing';
+  /** Wait in DELAYED this long before becoming runnable. */
+  delayMs?: number;
+  /** Required on partitioned queues: the limits apply to each key on its own. */
+  partitionKey?: string;
+}
+
+/** Options of `client.enqueue`: a queue is required. */
+export interface EnqueueOptions extends Omit<StartOptions, 'queue'> {
+  queue: string;
+}
+
+/** Flow control of a queue. Every limit is optional. */
+export interface QueueOptions {
+  /** Most workflows of this queue PENDING at once, across all processes (per key when partitioned). */
+  concurrency?: number;
+  /** Most workflows of this queue running at once in this process. */
+  workerConcurrency?: number;
+  /** Most starts in any window of `periodMs`, across all processes (per key when partitioned). */
+  rateLimit?: { limit: number; periodMs: number };
+  /** Each enqueue names a partitionKey, and the limits apply per key. */
+  partitioned?: boolean;
+}
+
+export interface DebounceOptions {
+  /** Quiet time after the last call before the workflow runs. */
+  periodMs: number;
+  /** Longest delay after the first call of a burst (default: no limit beyond periodMs after each call). */
+  maxWaitMs?: number;
+  priority?: number;
+  partitionKey?: string;
 }
 
 export interface ForkOptions {
@@ -152,6 +193,47 @@ export interface Context {
   random(): Promise<number>;
   /** A random UUID, recorded. */
   uuid(): Promise<string>;
+
+  /**
+   * Sends a message to a workflow, exactly once: the message is stored in the same transaction as
+   * this call's checkpoint. Rejects with WorkflowNotFoundError when no workflow has that id.
+   *
+   * @example
+   * await ctx.send(orderId, { approved: true }, 'approval');
+   */
+  send(workflowId: string, message: unknown, topic?: string): Promise<void>;
+  /**
+   * The oldest unconsumed message on `topic` (default: messages sent without a topic), or `null`
+   * once `timeoutMs` (default 60,000) passes. The message is consumed in the same transaction as
+   * the checkpoint, so it is delivered exactly once; a replay returns the same message or null.
+   */
+  recv<T = unknown>(topic?: string, timeoutMs?: number): Promise<T | null>;
+  /** Publishes a value under `key` for this workflow; the last value wins. */
+  setEvent(key: string, value: unknown): Promise<void>;
+  /** Waits until `workflowId` has set `key` (or `timeoutMs`, default 60,000, passes: `null`); recorded. */
+  getEvent<T = unknown>(workflowId: string, key: string, timeoutMs?: number): Promise<T | null>;
+  /** Appends a value to this workflow's stream `key`. */
+  writeStream(key: string, value: unknown): Promise<void>;
+  /** Closes stream `key`; readers stop after the values written before it. */
+  closeStream(key: string): Promise<void>;
+  /**
+   * Starts a child workflow (id `${parentId}-${stepId}` unless given) and records the start.
+   * Cancelling the parent cancels its unfinished children.
+   */
+  startChild<I, O>(workflow: Workflow<I, O>, input: I, options?: ChildOptions): Promise<WorkflowHandle<O>>;
+  /** `startChild`, then waits for the child and records its result (or error) in the parent. */
+  runChild<I, O>(workflow: Workflow<I, O>, input: I, options?: ChildOptions): Promise<O>;
+}
+
+export interface ChildOptions {
+  /** The child's id (default `${parentId}-${stepId}`). */
+  id?: string;
+  timeoutMs?: number;
+}
+
+export interface SendOptions {
+  /** A message sent again with the same key to the same workflow is delivered once. */
+  idempotencyKey?: string;
 }
 
 export type WorkflowFunction<I, O> = (ctx: Context, input: I) => Promise<O>;
@@ -173,7 +255,7 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
-export interface EngineOptions {
+export interface ClientOptions {
   /**
    * Where checkpoints live: `sqlite:<path>` (relative to the working directory, or absolute),
    * `sqlite::memory:`, `postgres://…` / `postgresql://…`, or a Provider instance.
@@ -181,14 +263,23 @@ export interface EngineOptions {
   database: string | Provider;
   /** Postgres schema holding Cairn's tables (default `cairn`). A lowercase SQL identifier. */
   schema?: string;
+  logger?: Logger;
+  /** Apply pending migrations at open (default true). */
+  migrate?: boolean;
+  /**
+   * Fallback poll of waits (`result()`, `recv`, `getEvent`, `readStream`, queue dispatch), for lost
+   * notifications and, on SQLite, for writers in other processes. Default 5,000 ms on Postgres,
+   * 1,000 ms on SQLite.
+   */
+  pollIntervalMs?: number;
+}
+
+export interface EngineOptions extends ClientOptions {
   /** Owner of this process's workflows (default `process.env.CAIRN_EXECUTOR_ID ?? 'local'`). */
   executorId?: string;
   /** Version of the application's workflow code (default: a hash of the registered workflow sources). */
   appVersion?: string;
-  logger?: Logger;
-  /** Apply pending migrations at open (default true). */
-  migrate?: boolean;
-  /** Recoveries after which a workflow is parked in MAX_RECOVERY_ATTEMPTS_EXCEEDED (default 50). */
+  /** Recoveries without progress after which a workflow is parked in MAX_RECOVERY_ATTEMPTS_EXCEEDED (default 50). */
   maxRecoveryAttempts?: number;
 }
 

@@ -1,19 +1,26 @@
 import { randomUUID } from 'node:crypto';
-import type { StepRow } from '../providers/provider.js';
-import type { Context, StepAttempt, StepOptions } from '../types.js';
+import type { CheckpointMiss, CheckpointOutcome, StepRow } from '../providers/provider.js';
+import type { ChildOptions, Context, StepAttempt, StepOptions, Workflow, WorkflowHandle } from '../types.js';
 import type { EngineCore } from './core.js';
 import {
+  ContextUsageError,
   EngineClosedError,
   ExecutionSupersededError,
   NonDeterminismError,
   WorkflowCancelledError,
   WorkflowNotFoundError,
 } from './errors.js';
-import { deserialize, deserializeError, roundTrip, serializeError } from './serialization.js';
+import { deserialize, deserializeError, roundTrip, serialize, serializeError } from './serialization.js';
 import { assertNotInStep } from './step-scope.js';
 import { runStep, stepPolicy, type StepResult } from './step-runner.js';
 import { waitUntil } from './timers.js';
-import { assertDate, assertDuration, assertFunction, assertName } from './validate.js';
+import { assertDate, assertDuration, assertFunction, assertName, assertOptions } from './validate.js';
+
+/** How long recv and getEvent wait when no timeout is given. */
+export const DEFAULT_WAIT_MS = 60_000;
+
+type WriteOutcome = CheckpointOutcome | { kind: 'no-destination' };
+type Writer = (step: StepRow) => Promise<WriteOutcome>;
 
 /**
  * The Context of one execution. Each call takes the next counter value synchronously, so calls
@@ -23,6 +30,7 @@ import { assertDate, assertDuration, assertFunction, assertName } from './valida
  */
 export class WorkflowContext implements Context {
   private counter = 0;
+  private finished = false;
 
   constructor(
     private readonly core: EngineCore,
@@ -37,8 +45,21 @@ export class WorkflowContext implements Context {
     return this.controller.signal;
   }
 
+  /** Called when the workflow function has returned; later Context calls are refused. */
+  finish(): void {
+    this.finished = true;
+  }
+
+  /** Checks every Context call makes before it takes a counter value. */
+  private enter(call: string): void {
+    assertNotInStep(call);
+    if (this.finished) {
+      throw new ContextUsageError(`ctx.${call} was called after workflow '${this.workflowId}' returned; await every Context call inside the workflow function`);
+    }
+  }
+
   step<T>(name: string, fn: (attempt: StepAttempt) => Promise<T> | T, options?: StepOptions): Promise<T> {
-    assertNotInStep(`step('${String(name)}')`);
+    this.enter(`step('${String(name)}')`);
     assertName('step name', name);
     assertFunction('step function', fn);
     const policy = stepPolicy(options);
@@ -46,44 +67,189 @@ export class WorkflowContext implements Context {
   }
 
   async sleep(ms: number): Promise<void> {
-    assertNotInStep('sleep');
+    this.enter('sleep');
     assertDuration('sleep duration', ms);
     const wakeAt = await this.checkpoint('cairn.sleep', async () => ({ ok: true, value: Date.now() + ms, attempts: 1 }));
     await waitUntil(wakeAt, this.signal);
   }
 
   async sleepUntil(date: Date): Promise<void> {
-    assertNotInStep('sleepUntil');
+    this.enter('sleepUntil');
     const at = assertDate('sleepUntil date', date);
     const wakeAt = await this.checkpoint('cairn.sleep', async () => ({ ok: true, value: at, attempts: 1 }));
     await waitUntil(wakeAt, this.signal);
   }
 
   now(): Promise<Date> {
-    assertNotInStep('now');
+    this.enter('now');
     return this.checkpoint('cairn.now', async () => ({ ok: true, value: new Date(), attempts: 1 }));
   }
 
   random(): Promise<number> {
-    assertNotInStep('random');
+    this.enter('random');
     return this.checkpoint('cairn.random', async () => ({ ok: true, value: Math.random(), attempts: 1 }));
   }
 
   uuid(): Promise<string> {
-    assertNotInStep('uuid');
+    this.enter('uuid');
     return this.checkpoint('cairn.uuid', async () => ({ ok: true, value: randomUUID(), attempts: 1 }));
   }
 
-  /**
-   * The one path every Context call takes: next counter value, replay if recorded, else run and
-   * record. The counter advances before the first await.
-   */
-  private async checkpoint<T>(name: string, run: () => Promise<StepResult<T>>): Promise<T> {
-    const stepId = ++this.counter;
+  async send(destinationId: string, message: unknown, topic?: string): Promise<void> {
+    this.enter('send');
+    assertName('destination workflow id', destinationId);
+    const t = topicOf(topic);
+    const body = serialize(message, `the message to workflow '${destinationId}'`);
+    await this.checkpoint(
+      'cairn.send',
+      async () => ({ ok: true, value: undefined, attempts: 1 }),
+      (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'send', destinationId, topic: t, body }),
+      destinationId,
+    );
+  }
+
+  async recv<T = unknown>(topic?: string, timeoutMs: number = DEFAULT_WAIT_MS): Promise<T | null> {
+    this.enter('recv');
+    const t = topicOf(topic);
+    assertDuration('recv timeoutMs', timeoutMs);
+    const stepId = this.next();
     const recorded = this.replay?.get(stepId);
-    if (recorded) return this.adopt<T>(stepId, name, recorded);
+    if (recorded) return this.adopt<T | null>(stepId, 'cairn.recv', recorded);
+    this.assertRunnable('cairn.recv');
+    const startedAt = Date.now();
+    const id = this.workflowId;
+    const got = await this.core.waits.until(
+      [`m:${id}`, `w:${id}`],
+      async (attempt) => {
+        const r = await this.core.provider.recordRecv(id, { stepId, name: 'cairn.recv', startedAt, completedAt: Date.now() }, t);
+        if (r.kind !== 'empty') return r;
+        // Woken without a message: maybe the workflow was cancelled from another process.
+        if (attempt > 0) {
+          const row = await this.core.provider.getWorkflow(id);
+          if (row?.status !== 'PENDING') return { kind: 'not-pending' as const, status: row?.status };
+        }
+        return undefined;
+      },
+      { deadline: startedAt + timeoutMs, signal: this.signal },
+    );
+    if (got?.kind === 'received') {
+      await this.progressed();
+      return deserialize<T>(got.body);
+    }
+    if (got !== undefined) return this.settleMiss<T | null>(stepId, 'cairn.recv', got);
+    // Timed out: the null is recorded too, so a replay returns it without waiting.
+    const step: StepRow = { stepId, name: 'cairn.recv', output: serialize(null, 'recv'), error: null, childId: null, attempts: 1, startedAt, completedAt: Date.now() };
+    const outcome = await this.core.provider.recordStep(id, step);
+    if (outcome.kind !== 'recorded') return this.settleMiss<T | null>(stepId, 'cairn.recv', outcome);
+    await this.progressed();
+    return null;
+  }
+
+  async setEvent(key: string, value: unknown): Promise<void> {
+    this.enter('setEvent');
+    assertName('event key', key);
+    const text = serialize(value, `event '${key}' of workflow '${this.workflowId}'`);
+    await this.checkpoint(
+      'cairn.setEvent',
+      async () => ({ ok: true, value: undefined, attempts: 1 }),
+      (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'set-event', key, value: text }),
+    );
+  }
+
+  getEvent<T = unknown>(workflowId: string, key: string, timeoutMs: number = DEFAULT_WAIT_MS): Promise<T | null> {
+    this.enter('getEvent');
+    assertName('workflow id', workflowId);
+    assertName('event key', key);
+    assertDuration('getEvent timeoutMs', timeoutMs);
+    return this.checkpoint('cairn.getEvent', async () => {
+      try {
+        const text = await this.core.waitForEvent(workflowId, key, Date.now() + timeoutMs, this.signal);
+        return { ok: true, value: text === undefined ? null : deserialize<T>(text), attempts: 1 };
+      } catch (error) {
+        return { ok: false, error, attempts: 1 };
+      }
+    });
+  }
+
+  async writeStream(key: string, value: unknown): Promise<void> {
+    this.enter('writeStream');
+    assertName('stream key', key);
+    const text = serialize(value, `a value of stream '${key}' of workflow '${this.workflowId}'`);
+    await this.checkpoint(
+      'cairn.writeStream',
+      async () => ({ ok: true, value: undefined, attempts: 1 }),
+      (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'stream', key, value: text, closed: false }),
+    );
+  }
+
+  async closeStream(key: string): Promise<void> {
+    this.enter('closeStream');
+    assertName('stream key', key);
+    await this.checkpoint(
+      'cairn.closeStream',
+      async () => ({ ok: true, value: undefined, attempts: 1 }),
+      (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'stream', key, value: null, closed: true }),
+    );
+  }
+
+  async startChild<I, O>(workflow: Workflow<I, O>, input: I, options?: ChildOptions): Promise<WorkflowHandle<O>> {
+    this.enter('startChild');
+    if (typeof workflow !== 'object' || workflow === null || typeof workflow.name !== 'string') {
+      throw new ContextUsageError('ctx.startChild needs a workflow returned by engine.workflow(name, fn)');
+    }
+    assertOptions('child options', options);
+    const timeoutMs = options?.timeoutMs === undefined ? undefined : assertDuration('timeoutMs', options.timeoutMs);
+    const given = options?.id === undefined ? undefined : assertName('child id', options.id);
+    const text = serialize(input, `the input of child workflow '${workflow.name}'`);
+    const name = `cairn.child:${workflow.name}`;
+    const stepId = this.next();
+    const recorded = this.replay?.get(stepId);
+    if (recorded) return this.core.handle<O>(this.adopt<string>(stepId, name, recorded));
+    this.assertRunnable(name);
+    const childId = given ?? `${this.workflowId}-${stepId}`;
+    const startedAt = Date.now();
+    // The child's id is fixed by the parent's counter, so a crash between these two writes is
+    // harmless: the replay finds the child already stored and records the step.
+    await this.core.startChild({ parentId: this.workflowId, name: workflow.name, input: text, childId, timeoutMs });
+    const step: StepRow = { stepId, name, output: serialize(childId, 'child id'), error: null, childId, attempts: 1, startedAt, completedAt: Date.now() };
+    const outcome = await this.core.provider.recordStep(this.workflowId, step);
+    if (outcome.kind === 'recorded') {
+      await this.progressed();
+      return this.core.handle<O>(childId);
+    }
+    return this.core.handle<O>(await this.settleMiss<string>(stepId, name, outcome));
+  }
+
+  async runChild<I, O>(workflow: Workflow<I, O>, input: I, options?: ChildOptions): Promise<O> {
+    const handle = await this.startChild(workflow, input, options);
+    return this.checkpoint(`cairn.childResult`, async () => {
+      try {
+        return { ok: true, value: (await handle.result()) as O, attempts: 1 };
+      } catch (error) {
+        return { ok: false, error, attempts: 1 };
+      }
+    });
+  }
+
+  /** Takes the next counter value; synchronous, so calls started together get ids in call order. */
+  private next(): number {
+    return ++this.counter;
+  }
+
+  private assertRunnable(name: string): void {
     if (this.signal.aborted) throw this.signal.reason;
     if (this.core.closed) throw new EngineClosedError(`step '${name}' of workflow '${this.workflowId}' was not started`);
+  }
+
+  /**
+   * The one path Context calls take: next counter value, replay if recorded, else run and record
+   * (with `write`, when the checkpoint carries an effect). The counter advances before the first await.
+   */
+  private async checkpoint<T>(name: string, run: () => Promise<StepResult<T>>, write?: Writer, destinationId?: string): Promise<T> {
+    const stepId = this.next();
+    const recorded = this.replay?.get(stepId);
+    if (recorded) return this.adopt<T>(stepId, name, recorded);
+    this.assertRunnable(name);
 
     const startedAt = Date.now();
     const result = await run();
@@ -103,25 +269,29 @@ export class WorkflowContext implements Context {
       error = serializeError(result.error);
     }
     const step: StepRow = { stepId, name, output, error, childId: null, attempts: result.attempts, startedAt, completedAt: Date.now() };
-    const outcome = await this.core.provider.recordStep(this.workflowId, step);
-    switch (outcome.kind) {
-      case 'recorded':
-        if (this.recoveriesWithoutProgress > 0) await this.madeProgress();
-        if (error !== null) throw deserializeError(error);
-        return value as T;
-      case 'conflict':
-        await this.catchUp();
-        return this.adopt<T>(stepId, name, outcome.existing);
-      case 'not-pending':
-        throw await this.stopped(outcome.status);
+    const outcome = await (write && error === null ? write(step) : this.core.provider.recordStep(this.workflowId, step));
+    if (outcome.kind === 'no-destination') throw new WorkflowNotFoundError(destinationId ?? '');
+    if (outcome.kind !== 'recorded') return this.settleMiss<T>(stepId, name, outcome);
+    await this.progressed();
+    if (error !== null) throw deserializeError(error);
+    return value as T;
+  }
+
+  /** A checkpoint was not written: adopt the one another execution wrote, or stop. */
+  private async settleMiss<T>(stepId: number, name: string, outcome: CheckpointMiss): Promise<T> {
+    if (outcome.kind === 'conflict') {
+      await this.catchUp();
+      return this.adopt<T>(stepId, name, outcome.existing);
     }
+    throw await this.stopped(outcome.status);
   }
 
   /**
    * The recovery cap is about crash loops: a recovered execution that records a new checkpoint is
    * making progress, so its count starts again (one statement, once per recovery).
    */
-  private async madeProgress(): Promise<void> {
+  private async progressed(): Promise<void> {
+    if (this.recoveriesWithoutProgress === 0) return;
     this.recoveriesWithoutProgress = 0;
     await this.core.provider.resetRecoveryAttempts(this.workflowId);
   }
@@ -150,4 +320,8 @@ export class WorkflowContext implements Context {
     }
     return new ExecutionSupersededError(this.workflowId, status);
   }
+}
+
+function topicOf(topic: unknown): string {
+  return topic === undefined ? '' : assertName('topic', topic);
 }

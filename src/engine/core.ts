@@ -1,10 +1,26 @@
 import type { Provider } from '../providers/provider.js';
-import type { Logger } from '../types.js';
+import type { Logger, WorkflowHandle } from '../types.js';
+import type { Waits } from './waits.js';
+
+export interface ChildStart {
+  parentId: string;
+  name: string;
+  input: string;
+  childId: string;
+  timeoutMs: number | undefined;
+}
 
 /** What the engine shares with the executions and handles it creates. */
 export interface EngineCore {
   readonly provider: Provider;
   readonly logger: Logger;
+  readonly waits: Waits;
   /** True once close() has passed its deadline: executions still running are abandoned, not ended. */
   readonly closed: boolean;
+  /** Stores a child workflow (or finds it under its id) and runs it here when new. */
+  startChild(start: ChildStart): Promise<void>;
+  handle<O>(id: string): WorkflowHandle<O>;
+  awaitResult(id: string): Promise<unknown>;
+  /** Waits for an event; undefined after the deadline. */
+  waitForEvent(workflowId: string, key: string, deadline: number, signal?: AbortSignal): Promise<string | undefined>;
 }

@@ -1,57 +1,36 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { providerFromUrl } from '../providers/open.js';
-import type { Provider, StepRow, WorkflowRow } from '../providers/provider.js';
-import { assertSchemaName } from '../providers/schema-name.js';
+import type { QueueDefinition, StepRow, WorkflowRow } from '../providers/provider.js';
+import { Dispatcher } from '../queues/dispatcher.js';
+import { Queue, queueDefinition } from '../queues/queue.js';
 import type {
   CloseOptions,
+  DebounceOptions,
   EngineOptions,
   ForkOptions,
-  ListWorkflowsFilter,
-  Logger,
+  QueueOptions,
   StartOptions,
-  StepInfo,
   Workflow,
   WorkflowFunction,
   WorkflowHandle,
-  WorkflowInfo,
   WorkflowStatus,
 } from '../types.js';
-import { WORKFLOW_STATUSES } from '../types.js';
-import type { EngineCore } from './core.js';
-import {
-  EngineClosedError,
-  InvalidArgumentError,
-  UnknownWorkflowError,
-  WorkflowCancelledError,
-  WorkflowConflictError,
-  WorkflowNotFoundError,
-} from './errors.js';
-import { Execution, type Outcome } from './execution.js';
-import { Handle, type HandleSource } from './handle.js';
-import { isTerminal, resultOf, toStepInfo, toWorkflowInfo } from './info.js';
+import { Client, openDatabase, type Opened } from './client.js';
+import type { ChildStart, EngineCore } from './core.js';
+import { EngineClosedError, InvalidArgumentError, UnknownWorkflowError, WorkflowCancelledError, WorkflowNotFoundError } from './errors.js';
+import { Execution, type ExecutionSpec, type Outcome } from './execution.js';
+import { Handle } from './handle.js';
+import { resultOf, toWorkflowInfo } from './info.js';
 import { Registry, type Registration } from './registry.js';
-import { roundTrip, serializeError } from './serialization.js';
-import {
-  assertDate,
-  assertDuration,
-  assertName,
-  assertNonNegativeInteger,
-  assertOptions,
-  assertPositiveInteger,
-  describe,
-} from './validate.js';
+import { deserialize, roundTrip } from './serialization.js';
+import { assertDuration, assertName, assertOptions, assertPositiveInteger } from './validate.js';
 
 const RESUMABLE: ReadonlySet<WorkflowStatus> = new Set(['CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
-const QUIET: Logger = { info() {}, warn() {}, error() {} };
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
-/** Until notifications land, waiting on a workflow running elsewhere polls with this backoff. */
-const POLL_MIN_MS = 10;
-const POLL_MAX_MS = 1_000;
 
 /**
- * The durable-execution engine: registers workflows, starts and recovers them, and answers
- * questions about them. One per process and database.
+ * The durable-execution engine: registers workflows, starts, recovers and dispatches them, and
+ * answers everything a {@link Client} does. One per process and database.
  *
  * @example
  * const engine = await Engine.open({ database: 'sqlite:./app.db' });
@@ -60,17 +39,17 @@ const POLL_MAX_MS = 1_000;
  * console.log(await greet.run('world'));
  * await engine.close();
  */
-export class Engine implements HandleSource {
+export class Engine extends Client {
   readonly executorId: string;
-  private readonly provider: Provider;
-  private readonly logger: Logger;
   private readonly registry: Registry;
   private readonly maxRecoveryAttempts: number;
   private readonly running = new Map<string, Execution>();
+  private readonly runningByQueue = new Map<string, number>();
+  private readonly queues = new Map<string, Queue>();
+  private readonly dispatchers: Dispatcher[] = [];
+  private launched = false;
   private readonly core: EngineCore;
-  private closing: Promise<void> | undefined;
   private closed = false;
-  private readonly closeController = new AbortController();
 
   /**
    * Opens the database, applies pending migrations (unless `migrate: false`) and returns an engine.
@@ -78,54 +57,37 @@ export class Engine implements HandleSource {
    * @example
    * const engine = await Engine.open({ database: process.env.DATABASE_URL ?? 'sqlite:./cairn.db' });
    */
-  static async open(options: EngineOptions): Promise<Engine> {
-    if (typeof options !== 'object' || options === null) {
-      throw new InvalidArgumentError('options', `Engine.open needs an options object, got ${describe(options)}`);
+  static override async open(options: EngineOptions): Promise<Engine> {
+    if (typeof options === 'object' && options !== null) {
+      assertName('executorId', options.executorId ?? process.env.CAIRN_EXECUTOR_ID ?? 'local');
+      if (options.appVersion !== undefined) assertName('appVersion', options.appVersion);
+      assertPositiveInteger('maxRecoveryAttempts', options.maxRecoveryAttempts ?? 50);
     }
-    const executorId = assertName('executorId', options.executorId ?? process.env.CAIRN_EXECUTOR_ID ?? 'local');
-    if (options.appVersion !== undefined) assertName('appVersion', options.appVersion);
-    const maxRecoveryAttempts = assertPositiveInteger('maxRecoveryAttempts', options.maxRecoveryAttempts ?? 50);
-    if (options.schema !== undefined) assertSchemaName(options.schema);
-    let provider: Provider;
-    if (typeof options.database === 'object' && options.database !== null) {
-      if (options.schema !== undefined) {
-        throw new InvalidArgumentError('schema', 'schema applies to a database URL; with a Provider instance, set the schema on the provider');
-      }
-      if (typeof (options.database as Provider).recordStep !== 'function') {
-        throw new InvalidArgumentError('database', 'database must be a URL string or a Provider instance');
-      }
-      provider = options.database;
-    } else {
-      provider = providerFromUrl(options.database, options.schema === undefined ? {} : { schema: options.schema });
-    }
-    if (options.migrate !== false) {
-      try {
-        await provider.migrate();
-      } catch (err) {
-        await provider.close().catch(() => undefined);
-        throw err;
-      }
-    }
-    return new Engine(provider, executorId, options.appVersion, options.logger ?? QUIET, maxRecoveryAttempts);
+    const opened = await openDatabase(options, 'Engine.open');
+    return new Engine(opened, options);
   }
 
-  private constructor(provider: Provider, executorId: string, appVersion: string | undefined, logger: Logger, maxRecoveryAttempts: number) {
-    this.provider = provider;
-    this.executorId = executorId;
-    this.logger = logger;
-    this.registry = new Registry(appVersion);
-    this.maxRecoveryAttempts = maxRecoveryAttempts;
+  private constructor(opened: Opened, options: EngineOptions) {
+    super(opened);
+    this.executorId = options.executorId ?? process.env.CAIRN_EXECUTOR_ID ?? 'local';
+    this.registry = new Registry(options.appVersion);
+    this.maxRecoveryAttempts = options.maxRecoveryAttempts ?? 50;
     const engine = this;
     this.core = {
-      provider,
-      logger,
+      provider: this.provider,
+      logger: this.logger,
+      waits: this.waits,
       get closed() {
         return engine.closed;
       },
+      startChild: (start) => this.startChild(start),
+      handle: (id) => new Handle(this, id),
+      awaitResult: (id) => this.awaitResult(id),
+      waitForEvent: (workflowId, key, deadline, signal) => this.waitForEvent(workflowId, key, deadline, signal),
     };
   }
 
-  /** The application version this engine stamps on the workflows it starts and recovers. */
+  /** The application version this engine stamps on the workflows it starts, claims and recovers. */
   get appVersion(): string {
     return this.registry.appVersion();
   }
@@ -148,21 +110,74 @@ export class Engine implements HandleSource {
     };
   }
 
-  /** A handle to any workflow by id (it need not exist yet). */
-  handle<O = unknown>(id: string): WorkflowHandle<O> {
-    assertName('workflow id', id);
-    return new Handle<O>(this, id);
+  /**
+   * Declares a queue with its flow-control limits. Its dispatcher runs from `engine.launch()`.
+   *
+   * @example
+   * engine.queue('emails', { concurrency: 10, workerConcurrency: 2, rateLimit: { limit: 100, periodMs: 60_000 } });
+   */
+  queue(name: string, options: QueueOptions = {}): Queue {
+    const definition = queueDefinition(name, options);
+    if (this.queues.has(definition.name)) {
+      throw new InvalidArgumentError('name', `a queue named '${definition.name}' is already declared in this engine`);
+    }
+    const queue = new Queue(definition, (q, workflow, key, input, opts) => this.debounce(q, workflow, key, input, opts));
+    this.queues.set(definition.name, queue);
+    if (this.launched) this.dispatch(definition);
+    return queue;
+  }
+
+  /**
+   * Starts the background work of this engine: one dispatcher per declared queue. Call it after
+   * registering workflows and queues (and usually after `recover()`).
+   */
+  async launch(): Promise<void> {
+    this.assertOpen('cannot launch');
+    if (this.launched) return;
+    this.launched = true;
+    for (const queue of this.queues.values()) this.dispatch(queue.definition);
+  }
+
+  private dispatch(queue: QueueDefinition): void {
+    const dispatcher = new Dispatcher(queue, {
+      waits: this.waits,
+      logger: this.logger,
+      register: (q) => this.provider.upsertQueue(q, Date.now()),
+      claim: (q, slots) =>
+        this.provider.claimQueued({ queue: q, executorId: this.executorId, appVersion: this.appVersion, names: this.registry.names(), slots, now: Date.now() }),
+      run: (row) => this.runClaimed(row),
+      running: (q) => this.runningByQueue.get(q) ?? 0,
+    });
+    this.dispatchers.push(dispatcher);
+    dispatcher.start();
+  }
+
+  private runClaimed(row: WorkflowRow): void {
+    const reg = this.registry.get(row.name);
+    if (!reg) return; // claims only ask for registered names
+    this.execute({ id: row.id, name: row.name, fn: reg.fn, input: deserialize(row.input), deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, row.queue);
   }
 
   private async start<O>(reg: Registration, input: unknown, options: StartOptions | undefined): Promise<WorkflowHandle<O>> {
     this.assertOpen(`cannot start workflow '${reg.name}'`);
     assertOptions('start options', options);
+    if (options?.queue !== undefined) {
+      const queueName = assertName('queue', options.queue);
+      const queue = this.queues.get(queueName);
+      if (!queue) {
+        throw new InvalidArgumentError('queue', `queue '${queueName}' is not declared in this engine; declare it with engine.queue('${queueName}', ...)`);
+      }
+      return this.insertQueued<O>(reg.name, roundTrip(input, `the input of workflow '${reg.name}'`).text, queue.definition, options, null);
+    }
+    for (const key of ['priority', 'dedupId', 'delayMs', 'partitionKey'] as const) {
+      if (options?.[key] !== undefined) throw new InvalidArgumentError(key, `${key} applies to queued workflows; pass a queue as well`);
+    }
     const id = options?.id === undefined ? randomUUID() : assertName('workflow id', options.id);
     const timeoutMs = options?.timeoutMs === undefined ? undefined : assertDuration('timeoutMs', options.timeoutMs);
     const { text, value } = roundTrip(input, `the input of workflow '${reg.name}'`);
     const createdAt = Date.now();
     const deadlineAt = timeoutMs === undefined ? null : createdAt + timeoutMs;
-    const existing = await this.provider.insertWorkflow({
+    const conflict = await this.provider.insertWorkflow({
       id,
       name: reg.name,
       input: text,
@@ -173,31 +188,68 @@ export class Engine implements HandleSource {
       deadlineAt,
       createdAt,
     });
-    if (existing) {
-      if (existing.name !== reg.name) throw new WorkflowConflictError(id, existing.name, reg.name);
-      return new Handle<O>(this, id);
-    }
-    this.launch({ id, name: reg.name, fn: reg.fn, input: value, deadlineAt, recoveryAttempts: 0, replay: null });
+    if (conflict) return this.onInsertConflict<O>(conflict, reg.name, null, null, 'error');
+    this.execute({ id, name: reg.name, fn: reg.fn, input: value, deadlineAt, recoveryAttempts: 0, replay: null }, null);
     return new Handle<O>(this, id);
   }
 
-  private launch(spec: ConstructorParameters<typeof Execution>[1]): void {
+  private async debounce<I, O>(queue: QueueDefinition, workflow: Workflow<I, O>, key: string, input: I, options: DebounceOptions): Promise<WorkflowHandle<O>> {
+    this.assertOpen(`cannot debounce on queue '${queue.name}'`);
+    const reg = this.registry.get(typeof workflow === 'object' && workflow !== null ? workflow.name : '');
+    if (!reg) throw new InvalidArgumentError('workflow', 'debounce needs a workflow registered in this engine');
+    assertName('debounce key', key);
+    assertOptions('debounce options', options);
+    if (options === undefined) throw new InvalidArgumentError('periodMs', 'debounce needs options with periodMs');
+    const periodMs = assertDuration('periodMs', options.periodMs);
+    const maxWaitMs = options.maxWaitMs === undefined ? Number.MAX_SAFE_INTEGER / 2 : assertDuration('maxWaitMs', options.maxWaitMs);
+    if (maxWaitMs < periodMs) throw new InvalidArgumentError('maxWaitMs', `maxWaitMs (${maxWaitMs}) must be at least periodMs (${periodMs})`);
+    if (queue.partitioned && options.partitionKey === undefined) {
+      throw new InvalidArgumentError('partitionKey', `queue '${queue.name}' is partitioned: every workflow enqueued on it needs a partitionKey`);
+    }
+    const id = await this.provider.debounce({
+      row: {
+        id: randomUUID(),
+        name: reg.name,
+        input: roundTrip(input, `the input of workflow '${reg.name}'`).text,
+        executorId: null,
+        appVersion: null,
+        queue: queue.name,
+        parentId: null,
+        deadlineAt: null,
+        createdAt: Date.now(),
+        priority: options.priority ?? 0,
+        partitionKey: options.partitionKey ?? null,
+      },
+      key,
+      periodMs,
+      maxWaitMs,
+    });
+    return new Handle<O>(this, id);
+  }
+
+  /** Runs an execution in this process and keeps count of it. */
+  private execute(spec: ExecutionSpec, queue: string | null): void {
     const execution = new Execution(this.core, spec);
     this.running.set(spec.id, execution);
-    void execution.done.then(
-      () => this.running.delete(spec.id),
-      (err: unknown) => {
-        this.running.delete(spec.id);
-        this.logger.error({ err, workflowId: spec.id }, 'workflow execution failed unexpectedly');
-      },
-    );
+    if (queue !== null) this.runningByQueue.set(queue, (this.runningByQueue.get(queue) ?? 0) + 1);
+    const done = () => {
+      this.running.delete(spec.id);
+      if (queue !== null) {
+        this.runningByQueue.set(queue, (this.runningByQueue.get(queue) ?? 1) - 1);
+        this.waits.notify(`q:${queue}`);
+      }
+    };
+    void execution.done.then(done, (err: unknown) => {
+      done();
+      this.logger.error({ err, workflowId: spec.id }, 'workflow execution failed unexpectedly');
+    });
   }
 
   /**
    * Resumes every PENDING workflow of this executor and app version from its checkpoints.
-   * Each recovery is counted; past `maxRecoveryAttempts` a workflow is parked in
-   * MAX_RECOVERY_ATTEMPTS_EXCEEDED. A workflow whose name is not registered here is left as it is,
-   * and its handle's `result()` rejects with UnknownWorkflowError.
+   * Each recovery is counted; after `maxRecoveryAttempts` recoveries without progress a workflow
+   * is parked in MAX_RECOVERY_ATTEMPTS_EXCEEDED. A workflow whose name is not registered here is
+   * left as it is, and its handle's `result()` rejects with UnknownWorkflowError.
    *
    * @example
    * const engine = await Engine.open({ database });
@@ -233,32 +285,14 @@ export class Engine implements HandleSource {
 
   private resumeExecution(row: WorkflowRow, replay: StepRow[]): void {
     const reg = this.registry.get(row.name)!;
-    this.launch({
-      id: row.id,
-      name: row.name,
-      fn: reg.fn,
-      input: toWorkflowInfo(row).input,
-      deadlineAt: row.deadlineAt,
-      recoveryAttempts: row.recoveryAttempts,
-      replay,
-    });
+    this.execute(
+      { id: row.id, name: row.name, fn: reg.fn, input: toWorkflowInfo(row).input, deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts, replay },
+      row.queue,
+    );
   }
 
-  /**
-   * Cancels a workflow from any process. It ends CANCELLED at once in the database; the execution
-   * stops at its next Context call (its own checkpoint write sees the cancellation), and when it runs
-   * in this process its `ctx.signal` aborts immediately. Cancelling a finished workflow changes nothing.
-   *
-   * @example
-   * await engine.cancel('order-42');
-   */
-  async cancel(id: string): Promise<void> {
-    assertName('workflow id', id);
-    this.assertOpen(`cannot cancel workflow '${id}'`);
-    const reason = new WorkflowCancelledError(id);
-    const row = await this.provider.cancelWorkflow(id, serializeError(reason), Date.now());
-    if (!row) throw new WorkflowNotFoundError(id);
-    if (row.status === 'CANCELLED') this.running.get(id)?.abort(reason);
+  protected override cancelled(id: string, ids: string[], reason: Error): void {
+    for (const c of ids) this.running.get(c)?.abort(c === id ? reason : new WorkflowCancelledError(c));
   }
 
   /**
@@ -322,70 +356,42 @@ export class Engine implements HandleSource {
       deadlineAt: null,
       createdAt: Date.now(),
     };
-    const existing = await this.provider.forkWorkflow(row, id, fromStep);
-    if (existing) {
-      if (existing.name !== source.name) throw new WorkflowConflictError(newId, existing.name, source.name);
-      return new Handle<O>(this, newId);
-    }
+    const conflict = await this.provider.forkWorkflow(row, id, fromStep);
+    if (conflict) return this.onInsertConflict<O>(conflict, source.name, null, null, 'error');
     const replay = steps.filter((s) => s.stepId < fromStep);
-    this.launch({ id: newId, name: source.name, fn: reg.fn, input: toWorkflowInfo(source).input, deadlineAt: null, recoveryAttempts: 0, replay });
+    this.execute({ id: newId, name: source.name, fn: reg.fn, input: toWorkflowInfo(source).input, deadlineAt: null, recoveryAttempts: 0, replay }, null);
     return new Handle<O>(this, newId);
   }
 
-  /** The stored workflow; rejects with WorkflowNotFoundError when there is none. */
-  async getWorkflow<I = unknown, O = unknown>(id: string): Promise<WorkflowInfo<I, O>> {
-    assertName('workflow id', id);
-    const row = await this.provider.getWorkflow(id);
-    if (!row) throw new WorkflowNotFoundError(id);
-    return toWorkflowInfo<I, O>(row);
-  }
-
-  /** The recorded steps of a workflow, in counter order. */
-  async listSteps(id: string): Promise<StepInfo[]> {
-    assertName('workflow id', id);
-    const row = await this.provider.getWorkflow(id);
-    if (!row) throw new WorkflowNotFoundError(id);
-    return (await this.provider.listSteps(id)).map(toStepInfo);
+  private async startChild(start: ChildStart): Promise<void> {
+    const reg = this.registry.get(start.name);
+    if (!reg) throw new UnknownWorkflowError(start.name);
+    this.assertOpen(`cannot start child workflow '${start.childId}'`);
+    const createdAt = Date.now();
+    const deadlineAt = start.timeoutMs === undefined ? null : createdAt + start.timeoutMs;
+    const conflict = await this.provider.insertWorkflow({
+      id: start.childId,
+      name: start.name,
+      input: start.input,
+      executorId: this.executorId,
+      appVersion: this.appVersion,
+      queue: null,
+      parentId: start.parentId,
+      deadlineAt,
+      createdAt,
+    });
+    if (conflict) {
+      this.onInsertConflict(conflict, start.name, null, null, 'error');
+      return;
+    }
+    this.execute({ id: start.childId, name: start.name, fn: reg.fn, input: deserialize(start.input), deadlineAt, recoveryAttempts: 0, replay: null }, null);
   }
 
   /**
-   * Stored workflows matching a filter, oldest first unless `order: 'desc'`.
-   *
-   * @example
-   * const failed = await engine.listWorkflows({ status: 'ERROR', limit: 20, order: 'desc' });
+   * @internal Waits for a workflow to finish: directly when it runs here, else woken by the
+   * notification of its status change.
    */
-  async listWorkflows(filter: ListWorkflowsFilter = {}): Promise<WorkflowInfo[]> {
-    assertOptions('listWorkflows filter', filter);
-    const statuses = filter.status === undefined ? undefined : Array.isArray(filter.status) ? filter.status : [filter.status];
-    for (const s of statuses ?? []) {
-      if (!WORKFLOW_STATUSES.includes(s as WorkflowStatus)) {
-        throw new InvalidArgumentError('status', `status ${describe(s)} is not one of ${WORKFLOW_STATUSES.join(', ')}`);
-      }
-    }
-    if (filter.order !== undefined && filter.order !== 'asc' && filter.order !== 'desc') {
-      throw new InvalidArgumentError('order', `order must be 'asc' or 'desc', got ${describe(filter.order)}`);
-    }
-    const rows = await this.provider.listWorkflows({
-      order: filter.order ?? 'asc',
-      ...(statuses && { statuses }),
-      ...(filter.name !== undefined && { name: assertName('name', filter.name) }),
-      ...(filter.queue !== undefined && { queue: assertName('queue', filter.queue) }),
-      ...(filter.createdAfter !== undefined && { createdAfter: assertDate('createdAfter', filter.createdAfter) }),
-      ...(filter.createdBefore !== undefined && { createdBefore: assertDate('createdBefore', filter.createdBefore) }),
-      ...(filter.limit !== undefined && { limit: assertNonNegativeInteger('limit', filter.limit) }),
-      ...(filter.offset !== undefined && { offset: assertNonNegativeInteger('offset', filter.offset) }),
-    });
-    return rows.map((r) => toWorkflowInfo(r));
-  }
-
-  /** @internal */
-  async getWorkflowRow(id: string): Promise<WorkflowRow | undefined> {
-    return this.provider.getWorkflow(id);
-  }
-
-  /** @internal Waits for a workflow to finish: in-process when it runs here, else by polling with backoff. */
-  async awaitResult(id: string): Promise<unknown> {
-    let delay = POLL_MIN_MS;
+  override async awaitResult(id: string): Promise<unknown> {
     for (;;) {
       const local = this.running.get(id);
       if (local) {
@@ -393,24 +399,21 @@ export class Engine implements HandleSource {
         if (outcome.kind !== 'abandoned') return settle(outcome);
       }
       this.assertOpen(`stopped waiting for workflow '${id}'`);
-      const row = await this.provider.getWorkflow(id);
-      if (!row) throw new WorkflowNotFoundError(id);
-      if (isTerminal(row.status)) return resultOf(row);
-      if (this.running.has(id)) continue;
-      try {
-        await sleep(delay, undefined, { signal: this.closeController.signal });
-      } catch {
-        throw new EngineClosedError(`stopped waiting for workflow '${id}'`);
-      }
-      delay = Math.min(delay * 2, POLL_MAX_MS);
+      const found = await this.waits.until([`w:${id}`], async () => {
+        if (this.running.has(id)) return 'local' as const;
+        const row = await this.provider.getWorkflow(id);
+        if (!row) throw new WorkflowNotFoundError(id);
+        return row.status === 'PENDING' || row.status === 'ENQUEUED' || row.status === 'DELAYED' ? undefined : row;
+      });
+      if (found !== undefined && found !== 'local') return resultOf(found);
     }
   }
 
   /**
-   * Stops the engine: waits for workflows in flight up to `timeoutMs`, then leaves the rest PENDING
-   * (a later `recover()` resumes them) and closes the database.
+   * Stops the engine: stops dispatching, waits for workflows in flight up to `timeoutMs`, then
+   * leaves the rest PENDING (a later `recover()` resumes them) and closes the database.
    */
-  async close(options: CloseOptions = {}): Promise<void> {
+  override async close(options: CloseOptions = {}): Promise<void> {
     assertOptions('close options', options);
     const timeoutMs = assertDuration('timeoutMs', options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
     this.closing ??= this.shutDown(timeoutMs);
@@ -418,6 +421,7 @@ export class Engine implements HandleSource {
   }
 
   private async shutDown(timeoutMs: number): Promise<void> {
+    await Promise.all(this.dispatchers.map((d) => d.stop()));
     const inFlight = [...this.running.values()].map((e) => e.done);
     if (inFlight.length > 0) {
       const deadline = new AbortController();
@@ -427,12 +431,7 @@ export class Engine implements HandleSource {
     this.closed = true;
     const reason = new EngineClosedError('workflow abandoned');
     for (const e of this.running.values()) e.abort(reason);
-    this.closeController.abort(reason);
-    await this.provider.close();
-  }
-
-  private assertOpen(what: string): void {
-    if (this.closing) throw new EngineClosedError(what);
+    await this.release();
   }
 }
 
@@ -441,3 +440,4 @@ function settle(outcome: Exclude<Outcome, { kind: 'abandoned' }>): unknown {
   if (outcome.status === 'SUCCESS') return outcome.value;
   throw outcome.error;
 }
+

@@ -77,7 +77,8 @@ export class Execution {
     try {
       // A microtask first, so a synchronous throw in the function is recorded like any other failure.
       await Promise.resolve();
-      ({ text: output, value } = roundTrip(await spec.fn(ctx, spec.input), `the output of workflow '${spec.id}'`));
+      const returned = await spec.fn(ctx, spec.input).finally(() => ctx.finish());
+      ({ text: output, value } = roundTrip(returned, `the output of workflow '${spec.id}'`));
       status = 'SUCCESS';
     } catch (err) {
       if (this.core.closed || err instanceof EngineClosedError) return { kind: 'abandoned', reason: err };

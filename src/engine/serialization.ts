@@ -114,11 +114,13 @@ function toStoredError(err: unknown, depth = 0): StoredError {
   if (typeof code === 'string') stored.code = code;
   const props: Record<string, unknown> = {};
   for (const key of Object.keys(err)) {
-    if (RESERVED_PROPS.has(key)) continue;
+    if (RESERVED_PROPS.has(key) || key === 'errors') continue;
     const v = (err as unknown as Record<string, unknown>)[key];
-    if (key === 'errors' && Array.isArray(v)) props[key] = v.map((e) => toStoredError(e, depth + 1));
-    else if (findUnstorable(v, '$', new Set()) === undefined) props[key] = v;
+    if (findUnstorable(v, '$', new Set()) === undefined) props[key] = v;
   }
+  // AggregateError keeps `errors` as an own but non-enumerable property; keep it either way.
+  const nested = (err as { errors?: unknown }).errors;
+  if (Array.isArray(nested)) props.errors = nested.map((e) => toStoredError(e, depth + 1));
   if (Object.keys(props).length > 0) stored.props = props;
   if (err.cause !== undefined && depth < 8) stored.cause = toStoredError(err.cause, depth + 1);
   return stored;

@@ -24,18 +24,68 @@ export interface WorkflowRow {
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
+  priority: number;
+  dedupId: string | null;
+  partitionKey: string | null;
+  availableAt: number | null;
 }
 
 export interface NewWorkflow {
   id: string;
   name: string;
   input: string;
-  executorId: string;
-  appVersion: string;
+  /** Null for queued workflows: the claiming executor sets both. */
+  executorId: string | null;
+  appVersion: string | null;
   queue: string | null;
   parentId: string | null;
   deadlineAt: number | null;
   createdAt: number;
+  /** PENDING (runs now, here), ENQUEUED or DELAYED (waits for a queue's dispatcher). Default PENDING. */
+  status?: 'PENDING' | 'ENQUEUED' | 'DELAYED';
+  priority?: number;
+  dedupId?: string | null;
+  partitionKey?: string | null;
+  /** For DELAYED workflows: when they become runnable. */
+  availableAt?: number | null;
+}
+
+/** Why a workflow was not inserted: its id is taken, or its queue holds an unfinished one with its dedupId. */
+export interface InsertConflict {
+  reason: 'id' | 'dedup';
+  row: WorkflowRow;
+}
+
+export interface QueueDefinition {
+  name: string;
+  concurrency: number | null;
+  workerConcurrency: number | null;
+  rateLimit: { limit: number; periodMs: number } | null;
+  partitioned: boolean;
+}
+
+export interface ClaimRequest {
+  queue: QueueDefinition;
+  executorId: string;
+  appVersion: string;
+  /** Only workflows this process can run are claimed. */
+  names: string[];
+  /** Most workflows to claim now (this process's free slots). */
+  slots: number;
+  now: number;
+}
+
+export interface ClaimResult {
+  claimed: WorkflowRow[];
+  /** When a DELAYED workflow becomes runnable or the rate-limit window frees a start, if known. */
+  nextAt: number | null;
+}
+
+export interface DebounceRequest {
+  row: NewWorkflow & { queue: string };
+  key: string;
+  periodMs: number;
+  maxWaitMs: number;
 }
 
 export interface StepRow {
@@ -58,6 +108,35 @@ export type CheckpointOutcome =
   | { kind: 'recorded' }
   | { kind: 'conflict'; existing: StepRow }
   | { kind: 'not-pending'; status: WorkflowStatus | undefined };
+
+/**
+ * A change a waiter may be waiting for: `w:<id>` (workflow status), `m:<id>` (message for a
+ * workflow), `e:<id>:<key>` (event), `s:<id>:<key>` (stream entry), or `*` (anything may have
+ * changed, after notifications were lost).
+ */
+export type ChangeListener = (key: string) => void;
+
+/** What a checkpoint writes besides itself, in the same transaction. */
+export type StepEffect =
+  | { kind: 'send'; destinationId: string; topic: string; body: string }
+  | { kind: 'set-event'; key: string; value: string }
+  | { kind: 'stream'; key: string; value: string | null; closed: boolean };
+
+export interface StreamEntry {
+  offset: number;
+  value: string | null;
+  closed: boolean;
+}
+
+export interface CancelResult {
+  /** The workflow after the call; undefined when there is none. */
+  row: WorkflowRow | undefined;
+  /** Every workflow this call cancelled: the workflow itself and its unfinished descendants. */
+  cancelled: string[];
+}
+
+/** Why a checkpoint was not written. */
+export type CheckpointMiss = Exclude<CheckpointOutcome, { kind: 'recorded' }>;
 
 export interface RecoveryClaim {
   /** PENDING workflows of this executor and version with a registered name, attempts counted. */
@@ -82,6 +161,8 @@ export interface ListFilter {
 export interface ProviderCapabilities {
   /** Several processes may share the database (Postgres), or only the processes of one machine (SQLite). */
   readonly multiHost: boolean;
+  /** Changes made by other processes are notified (Postgres), or only found by polling (SQLite). */
+  readonly crossProcessNotifications: boolean;
 }
 
 /** Called for every statement a provider sends, before it is sent. */
@@ -95,8 +176,8 @@ export interface Provider {
   migrate(): Promise<void>;
   close(): Promise<void>;
 
-  /** Inserts a PENDING workflow. Returns null when inserted, or the row already stored under that id. */
-  insertWorkflow(row: NewWorkflow): Promise<WorkflowRow | null>;
+  /** Inserts a workflow. Returns null when inserted, or what prevented it. */
+  insertWorkflow(row: NewWorkflow): Promise<InsertConflict | null>;
   getWorkflow(id: string): Promise<WorkflowRow | undefined>;
   listWorkflows(filter: ListFilter): Promise<WorkflowRow[]>;
   /**
@@ -112,10 +193,10 @@ export interface Provider {
   ): Promise<WorkflowRow | undefined | null>;
 
   /**
-   * Moves a PENDING, ENQUEUED or DELAYED workflow to CANCELLED with `error` as the reason.
-   * Returns the row as it is after the call (undefined when there is no such workflow).
+   * Moves a PENDING, ENQUEUED or DELAYED workflow, and its unfinished descendants, to CANCELLED.
+   * The workflow itself gets `error` as the reason; descendants get none.
    */
-  cancelWorkflow(id: string, error: string, now: number): Promise<WorkflowRow | undefined>;
+  cancelWorkflow(id: string, error: string, now: number): Promise<CancelResult>;
   /**
    * Moves a CANCELLED, ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow back to PENDING under this
    * executor and version, clearing its outcome, deadline and recovery count. Returns the row after the call.
@@ -125,13 +206,47 @@ export interface Provider {
    * Inserts `row` as a new PENDING workflow and copies the checkpoints of `sourceId` below
    * `fromStep`, in one transaction. Returns null when inserted, or the row already under that id.
    */
-  forkWorkflow(row: NewWorkflow, sourceId: string, fromStep: number): Promise<WorkflowRow | null>;
+  forkWorkflow(row: NewWorkflow, sourceId: string, fromStep: number): Promise<InsertConflict | null>;
+
+  /** Stores (or updates) a queue's definition. */
+  upsertQueue(queue: QueueDefinition, now: number): Promise<void>;
+  getQueue(name: string): Promise<QueueDefinition | undefined>;
+  /**
+   * In one transaction, serialized with other claims on the same queue: makes due DELAYED workflows
+   * ENQUEUED, then moves the next runnable ones to PENDING under this executor, within the queue's
+   * global concurrency and rate limit (per partition key when partitioned), in (priority, enqueue) order.
+   */
+  claimQueued(request: ClaimRequest): Promise<ClaimResult>;
+  /**
+   * Inserts a DELAYED workflow for a debounce key, or, when one is still waiting, gives it the new
+   * input and pushes its start back by periodMs (never past maxWaitMs after the first call). Returns its id.
+   */
+  debounce(request: DebounceRequest): Promise<string>;
 
   /** Sets a workflow's recovery count back to 0 (its execution made progress). */
   resetRecoveryAttempts(id: string): Promise<void>;
 
   /** Writes one checkpoint for a PENDING workflow. */
   recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome>;
+  /** Writes a checkpoint and its effect in one transaction; `no-destination` when a send's target does not exist. */
+  recordStepWithEffect(workflowId: string, step: StepRow, effect: StepEffect): Promise<CheckpointOutcome | { kind: 'no-destination' }>;
+  /**
+   * Consumes the oldest unconsumed message on `topic` for the workflow and records it as the
+   * checkpoint (output = the message body), in one transaction. `empty` when there is none.
+   */
+  recordRecv(
+    workflowId: string,
+    step: Pick<StepRow, 'stepId' | 'name' | 'startedAt' | 'completedAt'>,
+    topic: string,
+  ): Promise<CheckpointMiss | { kind: 'received'; body: string } | { kind: 'empty' }>;
+  /** A message from outside any workflow; a repeated idempotency key for the same destination is dropped. */
+  sendMessage(destinationId: string, topic: string, body: string, idempotencyKey: string | null, now: number): Promise<'sent' | 'duplicate' | 'no-destination'>;
+  getEvent(workflowId: string, key: string): Promise<string | undefined>;
+  /** Stream entries after `afterOffset`, in order. */
+  readStream(workflowId: string, key: string, afterOffset: number): Promise<StreamEntry[]>;
+  /** Listens for changes; the returned function stops listening. */
+  subscribe(listener: ChangeListener): Promise<() => Promise<void>>;
+
   /** All checkpoints of a workflow in counter order, in one query. */
   listSteps(workflowId: string): Promise<StepRow[]>;
 

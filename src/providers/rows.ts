@@ -1,10 +1,16 @@
 import type { WorkflowStatus } from '../types.js';
-import type { ListFilter, StepRow, WorkflowRow } from './provider.js';
+import type { ListFilter, QueueDefinition, StepRow, WorkflowRow } from './provider.js';
 
 /** Column lists and row mappers shared by the SQL providers (snake_case in SQL, camelCase in TS). */
 
 export const WORKFLOW_COLUMNS =
-  'id, name, status, input, output, error, queue, executor_id, app_version, parent_id, recovery_attempts, deadline_at, created_at, started_at, completed_at';
+  'id, name, status, input, output, error, queue, executor_id, app_version, parent_id, recovery_attempts, deadline_at, created_at, started_at, completed_at, priority, dedup_id, partition_key, available_at';
+
+/** The same columns, qualified by a table alias (for UPDATE ... FROM). */
+export const workflowColumnsOf = (alias: string): string =>
+  WORKFLOW_COLUMNS.split(', ')
+    .map((c) => `${alias}.${c}`)
+    .join(', ');
 
 export const STEP_COLUMNS = 'step_id, name, output, error, child_id, attempts, started_at, completed_at';
 
@@ -31,6 +37,32 @@ export function toWorkflowRow(r: Raw): WorkflowRow {
     createdAt: num(r.created_at),
     startedAt: numOrNull(r.started_at),
     completedAt: numOrNull(r.completed_at),
+    priority: num(r.priority ?? 0),
+    dedupId: strOrNull(r.dedup_id),
+    partitionKey: strOrNull(r.partition_key),
+    availableAt: numOrNull(r.available_at),
+  };
+}
+
+export function toQueueDefinition(r: Raw): QueueDefinition {
+  const limit = numOrNull(r.rate_limit);
+  const periodMs = numOrNull(r.rate_period_ms);
+  return {
+    name: r.name as string,
+    concurrency: numOrNull(r.concurrency),
+    workerConcurrency: numOrNull(r.worker_concurrency),
+    rateLimit: limit === null || periodMs === null ? null : { limit, periodMs },
+    partitioned: r.partitioned === true || r.partitioned === 1,
+  };
+}
+
+/** Parameters of the queue claim: limits as numbers, with "no limit" as a large one. */
+export function claimLimits(q: QueueDefinition, now: number) {
+  const NONE = 2_147_483_647;
+  return {
+    concurrency: q.concurrency ?? NONE,
+    rateLimit: q.rateLimit?.limit ?? NONE,
+    windowStart: q.rateLimit ? now - q.rateLimit.periodMs : now + 1,
   };
 }
 
@@ -79,4 +111,12 @@ export function listWorkflowsQuery(
   sql += ` LIMIT ${bind(filter.limit ?? 2_147_483_647)}`;
   if (filter.offset) sql += ` OFFSET ${bind(filter.offset)}`;
   return { sql, params };
+}
+
+/** The next instant a queue's dispatcher should look again: a DELAYED workflow due, or a rate-limit slot freed. */
+export function nextQueueTime(q: QueueDefinition, row: { delayed_at: unknown; oldest_start: unknown }): number | null {
+  const times: number[] = [];
+  if (row.delayed_at !== null && row.delayed_at !== undefined) times.push(num(row.delayed_at));
+  if (q.rateLimit && row.oldest_start !== null && row.oldest_start !== undefined) times.push(num(row.oldest_start) + q.rateLimit.periodMs);
+  return times.length === 0 ? null : Math.min(...times);
 }

@@ -1,16 +1,27 @@
 import pg from 'pg';
 import type {
+  CancelResult,
+  ClaimRequest,
+  ClaimResult,
+  DebounceRequest,
+  InsertConflict,
+  QueueDefinition,
+  ChangeListener,
+  CheckpointMiss,
   CheckpointOutcome,
   ListFilter,
   NewWorkflow,
   Provider,
   RecoveryClaim,
   StatementObserver,
+  StepEffect,
   StepRow,
+  StreamEntry,
   WorkflowRow,
 } from '../provider.js';
-import { listWorkflowsQuery, toStepRow, toWorkflowRow } from '../rows.js';
+import { claimLimits, listWorkflowsQuery, nextQueueTime, toQueueDefinition, toStepRow, toWorkflowRow } from '../rows.js';
 import { assertSchemaName } from '../schema-name.js';
+import { PostgresListener } from './listener.js';
 import { migratePostgres } from './migrate.js';
 import { postgresStatements, type PostgresStatements } from './statements.js';
 
@@ -38,12 +49,13 @@ type Query = { name?: string; text: string };
  */
 export class PostgresProvider implements Provider {
   readonly kind = 'postgres';
-  readonly capabilities = { multiHost: true };
+  readonly capabilities = { multiHost: true, crossProcessNotifications: true };
   readonly schema: string;
   private readonly pool: pg.Pool;
   private readonly ownsPool: boolean;
   private readonly sql: PostgresStatements;
   private readonly observe: StatementObserver | undefined;
+  private readonly listener: PostgresListener;
 
   constructor(options: PostgresProviderOptions) {
     this.schema = assertSchemaName(options.schema ?? 'cairn');
@@ -53,6 +65,7 @@ export class PostgresProvider implements Provider {
     if (this.ownsPool) this.pool.on('error', () => undefined);
     this.sql = postgresStatements(this.schema);
     this.observe = options.onStatement;
+    this.listener = new PostgresListener(options.connectionString, options.pool?.options, this.sql.channel);
   }
 
   private async query(q: Query, values: unknown[]): Promise<pg.QueryResult> {
@@ -65,15 +78,82 @@ export class PostgresProvider implements Provider {
   }
 
   async close(): Promise<void> {
+    await this.listener.close();
     if (this.ownsPool) await this.pool.end();
   }
 
-  async insertWorkflow(w: NewWorkflow): Promise<WorkflowRow | null> {
+  subscribe(listener: ChangeListener): Promise<() => Promise<void>> {
+    return this.listener.subscribe(listener);
+  }
+
+  async insertWorkflow(w: NewWorkflow): Promise<InsertConflict | null> {
     const res = await this.query(this.sql.insertWorkflow, insertParams(w));
-    if (res.rowCount === 1) return null;
-    const existing = await this.getWorkflow(w.id);
-    if (!existing) throw new Error(`workflow '${w.id}' conflicted on insert but could not be read back`);
-    return existing;
+    return res.rowCount === 1 ? null : this.explainConflict(w);
+  }
+
+  /** Off the happy path: what kept a workflow from being inserted. */
+  private async explainConflict(w: NewWorkflow): Promise<InsertConflict> {
+    const byId = await this.getWorkflow(w.id);
+    if (byId) return { reason: 'id', row: byId };
+    if (w.queue && w.dedupId) {
+      const holder = await this.query(this.sql.getDedupHolder, [w.queue, w.dedupId]);
+      if (holder.rows[0]) return { reason: 'dedup', row: toWorkflowRow(holder.rows[0] as Record<string, unknown>) };
+    }
+    throw new Error(`workflow '${w.id}' was not inserted, and neither its id nor its dedupId is taken any more; try again`);
+  }
+
+  async upsertQueue(q: QueueDefinition, now: number): Promise<void> {
+    await this.query(this.sql.upsertQueue, [
+      q.name, q.concurrency, q.workerConcurrency, q.rateLimit?.limit ?? null, q.rateLimit?.periodMs ?? null, q.partitioned, now,
+    ]);
+  }
+
+  async getQueue(name: string): Promise<QueueDefinition | undefined> {
+    const res = await this.query(this.sql.getQueue, [name]);
+    return res.rows[0] ? toQueueDefinition(res.rows[0] as Record<string, unknown>) : undefined;
+  }
+
+  async claimQueued(r: ClaimRequest): Promise<ClaimResult> {
+    const { concurrency, rateLimit, windowStart } = claimLimits(r.queue, r.now);
+    const claim = r.queue.partitioned ? this.sql.claimPartitioned : this.sql.claim;
+    return this.transaction(async (q) => {
+      await q(this.sql.lockQueue, [`cairn:${this.schema}:queue:${r.queue.name}`]);
+      await q(this.sql.promoteDelayed, [r.queue.name, r.now]);
+      const claimed =
+        r.slots > 0
+          ? (await q(claim, [r.queue.name, windowStart, r.names, concurrency, rateLimit, r.slots, r.executorId, r.appVersion, r.now])).rows
+          : [];
+      const next = (await q(this.sql.nextQueueTime, [r.queue.name, windowStart])).rows[0] as { delayed_at: string | null; oldest_start: string | null };
+      return { claimed: claimed.map((row) => toWorkflowRow(row as Record<string, unknown>)), nextAt: nextQueueTime(r.queue, next) };
+    });
+  }
+
+  async debounce(r: DebounceRequest): Promise<string> {
+    const w = r.row;
+    const res = await this.query(this.sql.debounce, [
+      w.id, w.name, w.input, w.queue, w.parentId, w.createdAt, w.priority ?? 0, w.partitionKey ?? null, r.periodMs, r.key, r.maxWaitMs,
+    ]);
+    return (res.rows[0] as { id: string }).id;
+  }
+
+  /** Runs `fn` in a transaction on one pooled connection. */
+  private async transaction<T>(fn: (q: (query: Query, values: unknown[]) => Promise<pg.QueryResult>) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    const q = (query: Query, values: unknown[]) => {
+      this.observe?.(query.text);
+      return client.query({ name: query.name, text: query.text, values });
+    };
+    try {
+      await client.query('BEGIN');
+      const result = await fn(q);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 
   async getWorkflow(id: string): Promise<WorkflowRow | undefined> {
@@ -98,9 +178,56 @@ export class PostgresProvider implements Provider {
     return res.rowCount === 1 ? null : this.getWorkflow(id);
   }
 
-  async cancelWorkflow(id: string, error: string, now: number): Promise<WorkflowRow | undefined> {
-    await this.query(this.sql.cancelWorkflow, [id, error, now]);
-    return this.getWorkflow(id);
+  async cancelWorkflow(id: string, error: string, now: number): Promise<CancelResult> {
+    const res = await this.query(this.sql.cancelWorkflow, [id, error, now]);
+    return { row: await this.getWorkflow(id), cancelled: res.rows.map((r) => (r as { id: string }).id) };
+  }
+
+  async recordStepWithEffect(workflowId: string, step: StepRow, effect: StepEffect): Promise<CheckpointOutcome | { kind: 'no-destination' }> {
+    const base = stepParams(workflowId, step);
+    if (effect.kind === 'send') {
+      const res = await this.query(this.sql.recordSend, [...base, effect.destinationId, effect.topic, effect.body]);
+      const row = res.rows[0] as { dest: number; done: number };
+      if (row.done === 1) return { kind: 'recorded' };
+      if (row.dest === 0) return { kind: 'no-destination' };
+      return this.explainMiss(workflowId, step.stepId);
+    }
+    const res =
+      effect.kind === 'set-event'
+        ? await this.query(this.sql.recordSetEvent, [...base, effect.key, effect.value])
+        : await this.query(this.sql.recordStream, [...base, effect.key, effect.value, effect.closed]);
+    return res.rowCount === 1 ? { kind: 'recorded' } : this.explainMiss(workflowId, step.stepId);
+  }
+
+  async recordRecv(
+    workflowId: string,
+    step: Pick<StepRow, 'stepId' | 'name' | 'startedAt' | 'completedAt'>,
+    topic: string,
+  ): Promise<CheckpointMiss | { kind: 'received'; body: string } | { kind: 'empty' }> {
+    const res = await this.query(this.sql.recordRecv, [workflowId, step.stepId, step.name, step.startedAt, step.completedAt, topic]);
+    const row = res.rows[0] as { found: number; body: string | null };
+    if (row.body !== null) return { kind: 'received', body: row.body };
+    if (row.found === 0) return { kind: 'empty' };
+    return this.explainMiss(workflowId, step.stepId);
+  }
+
+  async sendMessage(destinationId: string, topic: string, body: string, idempotencyKey: string | null, now: number): Promise<'sent' | 'duplicate' | 'no-destination'> {
+    const res = await this.query(this.sql.sendMessage, [destinationId, topic, body, idempotencyKey, now]);
+    const row = res.rows[0] as { dest: number; sent: number };
+    return row.sent === 1 ? 'sent' : row.dest === 0 ? 'no-destination' : 'duplicate';
+  }
+
+  async getEvent(workflowId: string, key: string): Promise<string | undefined> {
+    const res = await this.query(this.sql.getEvent, [workflowId, key]);
+    return (res.rows[0] as { value: string } | undefined)?.value;
+  }
+
+  async readStream(workflowId: string, key: string, afterOffset: number): Promise<StreamEntry[]> {
+    const res = await this.query(this.sql.readStream, [workflowId, key, afterOffset]);
+    return res.rows.map((r) => {
+      const row = r as { offset_id: number; value: string | null; closed: boolean };
+      return { offset: row.offset_id, value: row.value, closed: row.closed };
+    });
   }
 
   async resumeWorkflow(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
@@ -108,24 +235,13 @@ export class PostgresProvider implements Provider {
     return this.getWorkflow(id);
   }
 
-  async forkWorkflow(w: NewWorkflow, sourceId: string, fromStep: number): Promise<WorkflowRow | null> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const inserted = await client.query({
-        ...this.sql.insertWorkflow,
-        values: insertParams(w),
-      });
-      if (inserted.rowCount === 1) await client.query({ ...this.sql.copySteps, values: [w.id, sourceId, fromStep] });
-      await client.query('COMMIT');
-      if (inserted.rowCount === 1) return null;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
-    return (await this.getWorkflow(w.id)) ?? null;
+  async forkWorkflow(w: NewWorkflow, sourceId: string, fromStep: number): Promise<InsertConflict | null> {
+    const inserted = await this.transaction(async (q) => {
+      if ((await q(this.sql.insertWorkflow, insertParams(w))).rowCount !== 1) return false;
+      await q(this.sql.copySteps, [w.id, sourceId, fromStep]);
+      return true;
+    });
+    return inserted ? null : this.explainConflict(w);
   }
 
   async resetRecoveryAttempts(id: string): Promise<void> {
@@ -133,11 +249,13 @@ export class PostgresProvider implements Provider {
   }
 
   async recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
-    const res = await this.query(this.sql.recordStep, [
-      workflowId, step.stepId, step.name, step.output, step.error, step.childId, step.startedAt, step.completedAt, step.attempts,
-    ]);
-    if (res.rowCount === 1) return { kind: 'recorded' };
-    const existing = await this.query(this.sql.getStep, [workflowId, step.stepId]);
+    const res = await this.query(this.sql.recordStep, stepParams(workflowId, step));
+    return res.rowCount === 1 ? { kind: 'recorded' } : this.explainMiss(workflowId, step.stepId);
+  }
+
+  /** Off the happy path: why a checkpoint was not written (another execution holds it, or the workflow is not PENDING). */
+  private async explainMiss(workflowId: string, stepId: number): Promise<CheckpointMiss> {
+    const existing = await this.query(this.sql.getStep, [workflowId, stepId]);
     if (existing.rows[0]) return { kind: 'conflict', existing: toStepRow(existing.rows[0] as Record<string, unknown>) };
     const status = await this.query(this.sql.getStatus, [workflowId]);
     return { kind: 'not-pending', status: (status.rows[0] as { status?: WorkflowRow['status'] } | undefined)?.status };
@@ -167,5 +285,12 @@ export class PostgresProvider implements Provider {
 }
 
 function insertParams(w: NewWorkflow): unknown[] {
-  return [w.id, w.name, w.input, w.queue, w.executorId, w.appVersion, w.parentId, w.deadlineAt, w.createdAt];
+  return [
+    w.id, w.name, w.input, w.queue, w.executorId, w.appVersion, w.parentId, w.deadlineAt, w.createdAt,
+    w.status ?? 'PENDING', w.priority ?? 0, w.dedupId ?? null, w.partitionKey ?? null, w.availableAt ?? null,
+  ];
+}
+
+function stepParams(workflowId: string, step: StepRow): unknown[] {
+  return [workflowId, step.stepId, step.name, step.output, step.error, step.childId, step.startedAt, step.completedAt, step.attempts];
 }

@@ -1,4 +1,4 @@
-import { STEP_COLUMNS, WORKFLOW_COLUMNS } from '../rows.js';
+import { STEP_COLUMNS, WORKFLOW_COLUMNS, workflowColumnsOf } from '../rows.js';
 
 /**
  * Every statement the Postgres provider sends, named so node-postgres prepares each once per
@@ -7,14 +7,100 @@ import { STEP_COLUMNS, WORKFLOW_COLUMNS } from '../rows.js';
 export function postgresStatements(schema: string) {
   const s = `"${schema}"`;
   const named = (name: string, text: string) => ({ name: `cairn_${schema}_${name}`, text });
+  // The checkpoint insert, parameters $1-$9 as in recordStep, as a CTE other writes can hang off.
+  const stepCte = `step AS (
+      INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
+      SELECT $1, $2::integer, $3, $4, $5, $6, $9::integer, $7::bigint, $8::bigint
+      WHERE EXISTS (SELECT 1 FROM ${s}.workflows WHERE id = $1 AND status = 'PENDING')__EXTRA__
+      ON CONFLICT (workflow_id, step_id) DO NOTHING
+      RETURNING step_id)`;
   return {
+    channel: `cairn_${schema}`,
     insertWorkflow: named(
       'insert_workflow',
-      `INSERT INTO ${s}.workflows (id, name, status, input, queue, executor_id, app_version, parent_id, deadline_at, created_at, started_at, updated_at)
-       VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8, $9, $9, $9)
-       ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO ${s}.workflows (id, name, status, input, queue, executor_id, app_version, parent_id, deadline_at,
+         created_at, started_at, updated_at, priority, dedup_id, partition_key, available_at, enqueue_seq)
+       VALUES ($1, $2, $10, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $10 = 'PENDING' THEN $9::bigint END, $9, $11, $12, $13, $14,
+         CASE WHEN $4::text IS NULL THEN NULL ELSE nextval('${s}.enqueue_seq') END)
+       ON CONFLICT DO NOTHING`,
     ),
     getWorkflow: named('get_workflow', `SELECT ${WORKFLOW_COLUMNS} FROM ${s}.workflows WHERE id = $1`),
+    getDedupHolder: named(
+      'get_dedup_holder',
+      `SELECT ${WORKFLOW_COLUMNS} FROM ${s}.workflows
+       WHERE queue = $1 AND dedup_id = $2 AND status IN ('ENQUEUED', 'DELAYED', 'PENDING')`,
+    ),
+    upsertQueue: named(
+      'upsert_queue',
+      `INSERT INTO ${s}.queues (name, concurrency, worker_concurrency, rate_limit, rate_period_ms, partitioned, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, worker_concurrency = excluded.worker_concurrency,
+         rate_limit = excluded.rate_limit, rate_period_ms = excluded.rate_period_ms, partitioned = excluded.partitioned,
+         updated_at = excluded.updated_at`,
+    ),
+    getQueue: named('get_queue', `SELECT * FROM ${s}.queues WHERE name = $1`),
+    lockQueue: named('lock_queue', `SELECT pg_advisory_xact_lock(hashtext($1))`),
+    promoteDelayed: named(
+      'promote_delayed',
+      `UPDATE ${s}.workflows SET status = 'ENQUEUED', debounce_key = NULL, updated_at = $2
+       WHERE queue = $1 AND status = 'DELAYED' AND available_at <= $2`,
+    ),
+    // Claim for a queue without partitions: the index gives the next rows in order directly.
+    claim: named(
+      'claim',
+      `WITH chosen AS (
+         SELECT id FROM ${s}.workflows
+         WHERE queue = $1 AND status = 'ENQUEUED' AND name = ANY($3::text[])
+         ORDER BY priority, enqueue_seq
+         LIMIT greatest(0, least(
+           $6::bigint,
+           $4::bigint - (SELECT count(*) FROM ${s}.workflows WHERE queue = $1 AND status = 'PENDING'),
+           $5::bigint - (SELECT count(*) FROM ${s}.workflows WHERE queue = $1 AND started_at >= $2)))
+         FOR UPDATE SKIP LOCKED
+       )
+       UPDATE ${s}.workflows w SET status = 'PENDING', executor_id = $7, app_version = $8, started_at = $9, updated_at = $9
+       FROM chosen WHERE w.id = chosen.id
+       RETURNING ${workflowColumnsOf('w')}`,
+    ),
+    // Claim for a partitioned queue: the limits apply to each partition key on its own.
+    claimPartitioned: named(
+      'claim_partitioned',
+      `WITH running AS (
+         SELECT partition_key AS pk, count(*) AS n FROM ${s}.workflows WHERE queue = $1 AND status = 'PENDING' GROUP BY 1
+       ), recent AS (
+         SELECT partition_key AS pk, count(*) AS n FROM ${s}.workflows WHERE queue = $1 AND started_at >= $2 GROUP BY 1
+       ), ready AS (
+         SELECT id, partition_key AS pk, priority, enqueue_seq,
+                row_number() OVER (PARTITION BY partition_key ORDER BY priority, enqueue_seq) AS rn
+         FROM ${s}.workflows WHERE queue = $1 AND status = 'ENQUEUED' AND name = ANY($3::text[])
+       ), chosen AS (
+         SELECT r.id FROM ready r
+         LEFT JOIN running u ON u.pk = r.pk LEFT JOIN recent t ON t.pk = r.pk
+         WHERE r.rn <= least($4::bigint - coalesce(u.n, 0), $5::bigint - coalesce(t.n, 0))
+         ORDER BY r.priority, r.enqueue_seq
+         LIMIT $6
+       ), locked AS (
+         SELECT w.id FROM ${s}.workflows w JOIN chosen c ON c.id = w.id WHERE w.status = 'ENQUEUED' FOR UPDATE OF w SKIP LOCKED
+       )
+       UPDATE ${s}.workflows w SET status = 'PENDING', executor_id = $7, app_version = $8, started_at = $9, updated_at = $9
+       FROM locked WHERE w.id = locked.id
+       RETURNING ${workflowColumnsOf('w')}`,
+    ),
+    nextQueueTime: named(
+      'next_queue_time',
+      `SELECT (SELECT min(available_at) FROM ${s}.workflows WHERE queue = $1 AND status = 'DELAYED') AS delayed_at,
+              (SELECT min(started_at) FROM ${s}.workflows WHERE queue = $1 AND started_at >= $2) AS oldest_start`,
+    ),
+    debounce: named(
+      'debounce',
+      `INSERT INTO ${s}.workflows (id, name, status, input, queue, parent_id, created_at, updated_at, priority,
+         partition_key, available_at, debounce_key, enqueue_seq)
+       VALUES ($1, $2, 'DELAYED', $3, $4, $5, $6, $6, $7, $8, $6::bigint + $9::bigint, $10, nextval('${s}.enqueue_seq'))
+       ON CONFLICT (queue, debounce_key) WHERE debounce_key IS NOT NULL AND status = 'DELAYED'
+       DO UPDATE SET input = excluded.input, updated_at = excluded.updated_at,
+         available_at = least(excluded.available_at, ${s}.workflows.created_at + $11::bigint)
+       RETURNING id`,
+    ),
     completeWorkflow: named(
       'complete_workflow',
       `UPDATE ${s}.workflows SET status = $2, output = $3, error = $4, completed_at = $5, updated_at = $5
@@ -31,8 +117,71 @@ export function postgresStatements(schema: string) {
     ),
     cancelWorkflow: named(
       'cancel_workflow',
-      `UPDATE ${s}.workflows SET status = 'CANCELLED', error = $2, completed_at = $3, updated_at = $3
-       WHERE id = $1 AND status IN ('PENDING', 'ENQUEUED', 'DELAYED')`,
+      `WITH RECURSIVE tree AS (
+         SELECT id FROM ${s}.workflows WHERE id = $1
+         UNION SELECT w.id FROM ${s}.workflows w JOIN tree t ON w.parent_id = t.id
+       )
+       UPDATE ${s}.workflows SET status = 'CANCELLED', error = CASE WHEN id = $1 THEN $2 ELSE NULL END,
+              completed_at = $3, updated_at = $3
+       WHERE id IN (SELECT id FROM tree) AND status IN ('PENDING', 'ENQUEUED', 'DELAYED')
+       RETURNING id`,
+    ),
+    recordSend: named(
+      'record_send',
+      `WITH dest AS (SELECT 1 FROM ${s}.workflows WHERE id = $10),
+       ${stepCte.replace('__EXTRA__', ' AND EXISTS (SELECT 1 FROM dest)')},
+       msg AS (INSERT INTO ${s}.messages (destination_id, topic, body, created_at) SELECT $10, $11, $12, $8::bigint FROM step RETURNING 1)
+       SELECT (SELECT count(*) FROM dest)::int AS dest, (SELECT count(*) FROM msg)::int AS done`,
+    ),
+    recordSetEvent: named(
+      'record_set_event',
+      `WITH ${stepCte.replace('__EXTRA__', '')}
+       INSERT INTO ${s}.events (workflow_id, key, value, updated_at) SELECT $1, $10, $11, $8::bigint FROM step
+       ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+    ),
+    recordStream: named(
+      'record_stream',
+      `WITH ${stepCte.replace('__EXTRA__', '')}
+       INSERT INTO ${s}.streams (workflow_id, key, offset_id, value, closed, created_at)
+       SELECT $1, $10, step_id, $11, $12::boolean, $8::bigint FROM step`,
+    ),
+    // Takes the oldest unconsumed message and records it as the checkpoint; the message is marked
+    // consumed only if the checkpoint was written, all in one statement.
+    recordRecv: named(
+      'record_recv',
+      `WITH m AS (
+         SELECT seq, body FROM ${s}.messages
+         WHERE destination_id = $1 AND topic = $6 AND consumed_at IS NULL
+         ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
+       ),
+       step AS (
+         INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
+         SELECT $1, $2::integer, $3, m.body, NULL, NULL, 1, $4::bigint, $5::bigint FROM m
+         WHERE EXISTS (SELECT 1 FROM ${s}.workflows WHERE id = $1 AND status = 'PENDING')
+         ON CONFLICT (workflow_id, step_id) DO NOTHING
+         RETURNING output
+       ),
+       used AS (
+         UPDATE ${s}.messages AS msg SET consumed_at = $5::bigint FROM m
+         WHERE msg.seq = m.seq AND EXISTS (SELECT 1 FROM step) RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM m)::int AS found, (SELECT output FROM step) AS body`,
+    ),
+    sendMessage: named(
+      'send_message',
+      `WITH dest AS (SELECT 1 FROM ${s}.workflows WHERE id = $1),
+       ins AS (
+         INSERT INTO ${s}.messages (destination_id, topic, body, idempotency_key, created_at)
+         SELECT $1, $2, $3, $4, $5::bigint FROM dest
+         ON CONFLICT (destination_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM dest)::int AS dest, (SELECT count(*) FROM ins)::int AS sent`,
+    ),
+    getEvent: named('get_event', `SELECT value FROM ${s}.events WHERE workflow_id = $1 AND key = $2`),
+    readStream: named(
+      'read_stream',
+      `SELECT offset_id, value, closed FROM ${s}.streams WHERE workflow_id = $1 AND key = $2 AND offset_id > $3 ORDER BY offset_id`,
     ),
     resumeWorkflow: named(
       'resume_workflow',

@@ -1,16 +1,27 @@
 import Database from 'better-sqlite3';
 import { InvalidArgumentError } from '../../engine/errors.js';
 import type {
+  CancelResult,
+  ClaimRequest,
+  ClaimResult,
+  DebounceRequest,
+  InsertConflict,
+  QueueDefinition,
+  ChangeListener,
+  CheckpointMiss,
   CheckpointOutcome,
   ListFilter,
   NewWorkflow,
   Provider,
   RecoveryClaim,
   StatementObserver,
+  StepEffect,
   StepRow,
+  StreamEntry,
   WorkflowRow,
 } from '../provider.js';
-import { listWorkflowsQuery, toStepRow, toWorkflowRow } from '../rows.js';
+import { claimLimits, listWorkflowsQuery, nextQueueTime, toQueueDefinition, toStepRow, toWorkflowRow } from '../rows.js';
+import { SqliteBus } from './listener.js';
 import { migrateSqlite } from './migrate.js';
 import { sqliteStatements } from './statements.js';
 
@@ -40,11 +51,12 @@ type Raw = Record<string, unknown>;
  */
 export class SqliteProvider implements Provider {
   readonly kind = 'sqlite';
-  readonly capabilities = { multiHost: false };
+  readonly capabilities = { multiHost: false, crossProcessNotifications: false };
   readonly path: string;
   private readonly db: Database.Database;
   private readonly observe: StatementObserver | undefined;
   private readonly prepared = new Map<string, Database.Statement>();
+  private readonly bus: SqliteBus;
 
   constructor(options: SqliteProviderOptions) {
     const synchronous = options.synchronous ?? 'FULL';
@@ -64,6 +76,11 @@ export class SqliteProvider implements Provider {
     if (options.path !== ':memory:') this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${synchronous}`);
     this.observe = options.onStatement;
+    this.bus = SqliteBus.for(options.path);
+  }
+
+  async subscribe(listener: ChangeListener): Promise<() => Promise<void>> {
+    return this.bus.subscribe(listener);
   }
 
   private stmt(sql: string): Database.Statement {
@@ -84,12 +101,60 @@ export class SqliteProvider implements Provider {
     if (this.db.open) this.db.close();
   }
 
-  async insertWorkflow(w: NewWorkflow): Promise<WorkflowRow | null> {
-    const info = this.stmt(sqliteStatements.insertWorkflow).run(...insertParams(w));
-    if (info.changes === 1) return null;
-    const existing = await this.getWorkflow(w.id);
-    if (!existing) throw new Error(`workflow '${w.id}' conflicted on insert but could not be read back`);
-    return existing;
+  async insertWorkflow(w: NewWorkflow): Promise<InsertConflict | null> {
+    if (this.stmt(sqliteStatements.insertWorkflow).run(insertParams(w)).changes !== 1) return this.explainConflict(w);
+    if (w.queue !== null) this.bus.emit(`q:${w.queue}`);
+    return null;
+  }
+
+  /** Off the happy path: what kept a workflow from being inserted. */
+  private explainConflict(w: NewWorkflow): InsertConflict {
+    const byId = this.stmt(sqliteStatements.getWorkflow).get(w.id) as Raw | undefined;
+    if (byId) return { reason: 'id', row: toWorkflowRow(byId) };
+    if (w.queue && w.dedupId) {
+      const holder = this.stmt(sqliteStatements.getDedupHolder).get(w.queue, w.dedupId) as Raw | undefined;
+      if (holder) return { reason: 'dedup', row: toWorkflowRow(holder) };
+    }
+    throw new Error(`workflow '${w.id}' was not inserted, and neither its id nor its dedupId is taken any more; try again`);
+  }
+
+  async upsertQueue(q: QueueDefinition, now: number): Promise<void> {
+    this.stmt(sqliteStatements.upsertQueue).run(
+      q.name, q.concurrency, q.workerConcurrency, q.rateLimit?.limit ?? null, q.rateLimit?.periodMs ?? null, q.partitioned ? 1 : 0, now,
+    );
+  }
+
+  async getQueue(name: string): Promise<QueueDefinition | undefined> {
+    const row = this.stmt(sqliteStatements.getQueue).get(name) as Raw | undefined;
+    return row ? toQueueDefinition(row) : undefined;
+  }
+
+  async claimQueued(r: ClaimRequest): Promise<ClaimResult> {
+    const { concurrency, rateLimit, windowStart } = claimLimits(r.queue, r.now);
+    const queue = r.queue.name;
+    const claim = this.db.transaction((): ClaimResult => {
+      this.stmt(sqliteStatements.promoteDelayed).run({ queue, now: r.now });
+      const claimed =
+        r.slots > 0
+          ? (this.stmt(r.queue.partitioned ? sqliteStatements.claimPartitioned : sqliteStatements.claim).all({
+              queue, names: JSON.stringify(r.names), slots: r.slots, concurrency, rateLimit, windowStart,
+              executorId: r.executorId, appVersion: r.appVersion, now: r.now,
+            }) as Raw[])
+          : [];
+      const next = this.stmt(sqliteStatements.nextQueueTime).get({ queue, windowStart }) as { delayed_at: unknown; oldest_start: unknown };
+      return { claimed: claimed.map(toWorkflowRow), nextAt: nextQueueTime(r.queue, next) };
+    });
+    return claim.immediate();
+  }
+
+  async debounce(r: DebounceRequest): Promise<string> {
+    const w = r.row;
+    const row = this.stmt(sqliteStatements.debounce).get({
+      id: w.id, name: w.name, input: w.input, queue: w.queue, parentId: w.parentId, now: w.createdAt, priority: w.priority ?? 0,
+      partitionKey: w.partitionKey ?? null, periodMs: r.periodMs, key: r.key, maxWaitMs: r.maxWaitMs,
+    }) as { id: string };
+    this.bus.emit(`q:${w.queue}`);
+    return row.id;
   }
 
   async getWorkflow(id: string): Promise<WorkflowRow | undefined> {
@@ -115,29 +180,91 @@ export class SqliteProvider implements Provider {
     error: string | null,
     completedAt: number,
   ): Promise<WorkflowRow | undefined | null> {
-    const info = this.stmt(sqliteStatements.completeWorkflow).run(status, output, error, completedAt, completedAt, id);
-    return info.changes === 1 ? null : this.getWorkflow(id);
+    const ended = this.stmt(sqliteStatements.completeWorkflow).get(status, output, error, completedAt, completedAt, id) as { queue: string | null } | undefined;
+    if (!ended) return this.getWorkflow(id);
+    this.bus.emit(`w:${id}`);
+    if (ended.queue !== null) this.bus.emit(`q:${ended.queue}`);
+    return null;
   }
 
-  async cancelWorkflow(id: string, error: string, now: number): Promise<WorkflowRow | undefined> {
-    this.stmt(sqliteStatements.cancelWorkflow).run(error, now, now, id);
-    return this.getWorkflow(id);
+  async cancelWorkflow(id: string, error: string, now: number): Promise<CancelResult> {
+    const cancelled = (this.stmt(sqliteStatements.cancelWorkflow).all({ id, error, now }) as Array<{ id: string }>).map((r) => r.id);
+    for (const c of cancelled) this.bus.emit(`w:${c}`);
+    return { row: await this.getWorkflow(id), cancelled };
+  }
+
+  async recordStepWithEffect(workflowId: string, step: StepRow, effect: StepEffect): Promise<CheckpointOutcome | { kind: 'no-destination' }> {
+    const write = this.db.transaction((): 'recorded' | 'missed' | 'no-destination' => {
+      if (effect.kind === 'send' && !this.stmt(sqliteStatements.workflowExists).get(effect.destinationId)) return 'no-destination';
+      if (this.insertStep(workflowId, step) !== 1) return 'missed';
+      if (effect.kind === 'send') {
+        this.stmt(sqliteStatements.insertMessage).run(effect.destinationId, effect.topic, effect.body, null, step.completedAt);
+      } else if (effect.kind === 'set-event') {
+        this.stmt(sqliteStatements.upsertEvent).run(workflowId, effect.key, effect.value, step.completedAt);
+      } else {
+        this.stmt(sqliteStatements.insertStream).run(workflowId, effect.key, step.stepId, effect.value, effect.closed ? 1 : 0, step.completedAt);
+      }
+      return 'recorded';
+    });
+    const result = write.immediate();
+    if (result === 'no-destination') return { kind: 'no-destination' };
+    if (result === 'missed') return this.explainMiss(workflowId, step.stepId);
+    this.bus.emit(
+      effect.kind === 'send' ? `m:${effect.destinationId}` : effect.kind === 'set-event' ? `e:${workflowId}:${effect.key}` : `s:${workflowId}:${effect.key}`,
+    );
+    return { kind: 'recorded' };
+  }
+
+  async recordRecv(
+    workflowId: string,
+    step: Pick<StepRow, 'stepId' | 'name' | 'startedAt' | 'completedAt'>,
+    topic: string,
+  ): Promise<CheckpointMiss | { kind: 'received'; body: string } | { kind: 'empty' }> {
+    const take = this.db.transaction((): { body: string } | 'empty' | 'missed' => {
+      const message = this.stmt(sqliteStatements.oldestMessage).get(workflowId, topic) as { seq: number; body: string } | undefined;
+      if (!message) return 'empty';
+      const row: StepRow = { ...step, output: message.body, error: null, childId: null, attempts: 1 };
+      if (this.insertStep(workflowId, row) !== 1) return 'missed';
+      this.stmt(sqliteStatements.consumeMessage).run(step.completedAt, message.seq);
+      return { body: message.body };
+    });
+    const result = take.immediate();
+    if (result === 'empty') return { kind: 'empty' };
+    if (result === 'missed') return this.explainMiss(workflowId, step.stepId);
+    return { kind: 'received', body: result.body };
+  }
+
+  async sendMessage(destinationId: string, topic: string, body: string, idempotencyKey: string | null, now: number): Promise<'sent' | 'duplicate' | 'no-destination'> {
+    const send = this.db.transaction((): 'sent' | 'duplicate' | 'no-destination' => {
+      if (!this.stmt(sqliteStatements.workflowExists).get(destinationId)) return 'no-destination';
+      return this.stmt(sqliteStatements.insertMessage).run(destinationId, topic, body, idempotencyKey, now).changes === 1 ? 'sent' : 'duplicate';
+    });
+    const result = send.immediate();
+    if (result === 'sent') this.bus.emit(`m:${destinationId}`);
+    return result;
+  }
+
+  async getEvent(workflowId: string, key: string): Promise<string | undefined> {
+    return (this.stmt(sqliteStatements.getEvent).get(workflowId, key) as { value: string } | undefined)?.value;
+  }
+
+  async readStream(workflowId: string, key: string, afterOffset: number): Promise<StreamEntry[]> {
+    const rows = this.stmt(sqliteStatements.readStream).all(workflowId, key, afterOffset) as Array<{ offset_id: number; value: string | null; closed: number }>;
+    return rows.map((r) => ({ offset: r.offset_id, value: r.value, closed: r.closed === 1 }));
   }
 
   async resumeWorkflow(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
-    this.stmt(sqliteStatements.resumeWorkflow).run(executorId, appVersion, now, now, id);
+    if (this.stmt(sqliteStatements.resumeWorkflow).run(executorId, appVersion, now, now, id).changes === 1) this.bus.emit(`w:${id}`);
     return this.getWorkflow(id);
   }
 
-  async forkWorkflow(w: NewWorkflow, sourceId: string, fromStep: number): Promise<WorkflowRow | null> {
+  async forkWorkflow(w: NewWorkflow, sourceId: string, fromStep: number): Promise<InsertConflict | null> {
     const fork = this.db.transaction((): boolean => {
-      const info = this.stmt(sqliteStatements.insertWorkflow).run(...insertParams(w));
-      if (info.changes !== 1) return false;
+      if (this.stmt(sqliteStatements.insertWorkflow).run(insertParams(w)).changes !== 1) return false;
       this.stmt(sqliteStatements.copySteps).run(w.id, sourceId, fromStep);
       return true;
     });
-    if (fork.immediate()) return null;
-    return (await this.getWorkflow(w.id)) ?? null;
+    return fork.immediate() ? null : this.explainConflict(w);
   }
 
   async resetRecoveryAttempts(id: string): Promise<void> {
@@ -145,11 +272,18 @@ export class SqliteProvider implements Provider {
   }
 
   async recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
-    const info = this.stmt(sqliteStatements.recordStep).run(
+    return this.insertStep(workflowId, step) === 1 ? { kind: 'recorded' } : this.explainMiss(workflowId, step.stepId);
+  }
+
+  private insertStep(workflowId: string, step: StepRow): number {
+    return this.stmt(sqliteStatements.recordStep).run(
       workflowId, step.stepId, step.name, step.output, step.error, step.childId, step.attempts, step.startedAt, step.completedAt, workflowId,
-    );
-    if (info.changes === 1) return { kind: 'recorded' };
-    const existing = this.stmt(sqliteStatements.getStep).get(workflowId, step.stepId) as Raw | undefined;
+    ).changes;
+  }
+
+  /** Off the happy path: why a checkpoint was not written (another execution holds it, or the workflow is not PENDING). */
+  private explainMiss(workflowId: string, stepId: number): CheckpointMiss {
+    const existing = this.stmt(sqliteStatements.getStep).get(workflowId, stepId) as Raw | undefined;
     if (existing) return { kind: 'conflict', existing: toStepRow(existing) };
     const status = this.stmt(sqliteStatements.getStatus).get(workflowId) as { status: WorkflowRow['status'] } | undefined;
     return { kind: 'not-pending', status: status?.status };
@@ -172,6 +306,7 @@ export class SqliteProvider implements Provider {
       this.stmt(sqliteStatements.claimForRecovery).all(maxAttempts, maxAttempts, now, now, executorId, appVersion, namesJson, JSON.stringify(exclude)) as Raw[]
     ).map(toWorkflowRow);
     const unknown = (this.stmt(sqliteStatements.unknownPending).all(executorId, appVersion, namesJson) as Raw[]).map(toWorkflowRow);
+    for (const r of rows) if (r.status !== 'PENDING') this.bus.emit(`w:${r.id}`);
     return {
       claimed: rows.filter((r) => r.status === 'PENDING'),
       parked: rows.filter((r) => r.status !== 'PENDING'),
@@ -180,6 +315,10 @@ export class SqliteProvider implements Provider {
   }
 }
 
-function insertParams(w: NewWorkflow): unknown[] {
-  return [w.id, w.name, w.input, w.queue, w.executorId, w.appVersion, w.parentId, w.deadlineAt, w.createdAt, w.createdAt, w.createdAt];
+function insertParams(w: NewWorkflow): Record<string, unknown> {
+  return {
+    id: w.id, name: w.name, status: w.status ?? 'PENDING', input: w.input, queue: w.queue, executorId: w.executorId,
+    appVersion: w.appVersion, parentId: w.parentId, deadlineAt: w.deadlineAt, createdAt: w.createdAt, priority: w.priority ?? 0,
+    dedupId: w.dedupId ?? null, partitionKey: w.partitionKey ?? null, availableAt: w.availableAt ?? null,
+  };
 }

@@ -1,21 +1,91 @@
-import { STEP_COLUMNS, WORKFLOW_COLUMNS } from '../rows.js';
+import { STEP_COLUMNS, WORKFLOW_COLUMNS, workflowColumnsOf } from '../rows.js';
 
 /** Every statement the SQLite provider sends; prepared once per connection. */
 export const sqliteStatements = {
-  insertWorkflow: `INSERT INTO cairn_workflows (id, name, status, input, queue, executor_id, app_version, parent_id, deadline_at, created_at, started_at, updated_at)
-    VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (id) DO NOTHING`,
+  insertWorkflow: `INSERT INTO cairn_workflows (id, name, status, input, queue, executor_id, app_version, parent_id, deadline_at,
+      created_at, started_at, updated_at, priority, dedup_id, partition_key, available_at, enqueue_seq)
+    VALUES (@id, @name, @status, @input, @queue, @executorId, @appVersion, @parentId, @deadlineAt,
+      @createdAt, CASE WHEN @status = 'PENDING' THEN @createdAt END, @createdAt, @priority, @dedupId, @partitionKey, @availableAt,
+      CASE WHEN @queue IS NULL THEN NULL ELSE (SELECT ifnull(max(enqueue_seq), 0) + 1 FROM cairn_workflows) END)
+    ON CONFLICT DO NOTHING`,
+  getDedupHolder: `SELECT ${WORKFLOW_COLUMNS} FROM cairn_workflows
+    WHERE queue = ? AND dedup_id = ? AND status IN ('ENQUEUED', 'DELAYED', 'PENDING')`,
+  upsertQueue: `INSERT INTO cairn_queues (name, concurrency, worker_concurrency, rate_limit, rate_period_ms, partitioned, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, worker_concurrency = excluded.worker_concurrency,
+      rate_limit = excluded.rate_limit, rate_period_ms = excluded.rate_period_ms, partitioned = excluded.partitioned,
+      updated_at = excluded.updated_at`,
+  getQueue: `SELECT * FROM cairn_queues WHERE name = ?`,
+  promoteDelayed: `UPDATE cairn_workflows SET status = 'ENQUEUED', debounce_key = NULL, updated_at = @now
+    WHERE queue = @queue AND status = 'DELAYED' AND available_at <= @now`,
+  claim: `UPDATE cairn_workflows AS w SET status = 'PENDING', executor_id = @executorId, app_version = @appVersion, started_at = @now, updated_at = @now
+    FROM (
+      SELECT id FROM cairn_workflows
+      WHERE queue = @queue AND status = 'ENQUEUED' AND name IN (SELECT value FROM json_each(@names))
+      ORDER BY priority, enqueue_seq
+      LIMIT max(0, min(
+        @slots,
+        @concurrency - (SELECT count(*) FROM cairn_workflows WHERE queue = @queue AND status = 'PENDING'),
+        @rateLimit - (SELECT count(*) FROM cairn_workflows WHERE queue = @queue AND started_at >= @windowStart)))
+    ) AS chosen
+    WHERE w.id = chosen.id
+    RETURNING ${workflowColumnsOf('w')}`,
+  claimPartitioned: `UPDATE cairn_workflows AS w SET status = 'PENDING', executor_id = @executorId, app_version = @appVersion, started_at = @now, updated_at = @now
+    FROM (
+      WITH running AS (
+        SELECT partition_key AS pk, count(*) AS n FROM cairn_workflows WHERE queue = @queue AND status = 'PENDING' GROUP BY 1
+      ), recent AS (
+        SELECT partition_key AS pk, count(*) AS n FROM cairn_workflows WHERE queue = @queue AND started_at >= @windowStart GROUP BY 1
+      ), ready AS (
+        SELECT id, partition_key AS pk, priority, enqueue_seq,
+               row_number() OVER (PARTITION BY partition_key ORDER BY priority, enqueue_seq) AS rn
+        FROM cairn_workflows WHERE queue = @queue AND status = 'ENQUEUED' AND name IN (SELECT value FROM json_each(@names))
+      )
+      SELECT r.id FROM ready r
+      LEFT JOIN running u ON u.pk = r.pk LEFT JOIN recent t ON t.pk = r.pk
+      WHERE r.rn <= min(@concurrency - coalesce(u.n, 0), @rateLimit - coalesce(t.n, 0))
+      ORDER BY r.priority, r.enqueue_seq
+      LIMIT @slots
+    ) AS chosen
+    WHERE w.id = chosen.id
+    RETURNING ${workflowColumnsOf('w')}`,
+  nextQueueTime: `SELECT (SELECT min(available_at) FROM cairn_workflows WHERE queue = @queue AND status = 'DELAYED') AS delayed_at,
+    (SELECT min(started_at) FROM cairn_workflows WHERE queue = @queue AND started_at >= @windowStart) AS oldest_start`,
+  debounce: `INSERT INTO cairn_workflows (id, name, status, input, queue, parent_id, created_at, updated_at, priority,
+      partition_key, available_at, debounce_key, enqueue_seq)
+    VALUES (@id, @name, 'DELAYED', @input, @queue, @parentId, @now, @now, @priority, @partitionKey, @now + @periodMs, @key,
+      (SELECT ifnull(max(enqueue_seq), 0) + 1 FROM cairn_workflows))
+    ON CONFLICT (queue, debounce_key) WHERE debounce_key IS NOT NULL AND status = 'DELAYED'
+    DO UPDATE SET input = excluded.input, updated_at = excluded.updated_at,
+      available_at = min(excluded.available_at, cairn_workflows.created_at + @maxWaitMs)
+    RETURNING id`,
   getWorkflow: `SELECT ${WORKFLOW_COLUMNS} FROM cairn_workflows WHERE id = ?`,
   completeWorkflow: `UPDATE cairn_workflows SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ?
-    WHERE id = ? AND status = 'PENDING'`,
+    WHERE id = ? AND status = 'PENDING'
+    RETURNING queue`,
   // The checkpoint: one statement that also checks the workflow is still PENDING (cancellation)
   // and that no other execution holds this counter (conflict).
   recordStep: `INSERT INTO cairn_steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
     WHERE EXISTS (SELECT 1 FROM cairn_workflows WHERE id = ? AND status = 'PENDING')
     ON CONFLICT (workflow_id, step_id) DO NOTHING`,
-  cancelWorkflow: `UPDATE cairn_workflows SET status = 'CANCELLED', error = ?, completed_at = ?, updated_at = ?
-    WHERE id = ? AND status IN ('PENDING', 'ENQUEUED', 'DELAYED')`,
+  cancelWorkflow: `UPDATE cairn_workflows
+    SET status = 'CANCELLED', error = CASE WHEN id = @id THEN @error ELSE NULL END, completed_at = @now, updated_at = @now
+    WHERE id IN (
+      WITH RECURSIVE tree(id) AS (SELECT @id UNION SELECT w.id FROM cairn_workflows w JOIN tree t ON w.parent_id = t.id)
+      SELECT id FROM tree
+    ) AND status IN ('PENDING', 'ENQUEUED', 'DELAYED')
+    RETURNING id`,
+  workflowExists: `SELECT 1 AS found FROM cairn_workflows WHERE id = ?`,
+  insertMessage: `INSERT INTO cairn_messages (destination_id, topic, body, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (destination_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`,
+  oldestMessage: `SELECT seq, body FROM cairn_messages WHERE destination_id = ? AND topic = ? AND consumed_at IS NULL ORDER BY seq LIMIT 1`,
+  consumeMessage: `UPDATE cairn_messages SET consumed_at = ? WHERE seq = ?`,
+  upsertEvent: `INSERT INTO cairn_events (workflow_id, key, value, updated_at) VALUES (?, ?, ?, ?)
+    ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+  insertStream: `INSERT INTO cairn_streams (workflow_id, key, offset_id, value, closed, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+  getEvent: `SELECT value FROM cairn_events WHERE workflow_id = ? AND key = ?`,
+  readStream: `SELECT offset_id, value, closed FROM cairn_streams WHERE workflow_id = ? AND key = ? AND offset_id > ? ORDER BY offset_id`,
   resumeWorkflow: `UPDATE cairn_workflows
     SET status = 'PENDING', executor_id = ?, app_version = ?, output = NULL, error = NULL, deadline_at = NULL,
         recovery_attempts = 0, completed_at = NULL, started_at = ?, updated_at = ?

@@ -1,0 +1,381 @@
+import { randomUUID } from 'node:crypto';
+import { providerFromUrl } from '../providers/open.js';
+import type { InsertConflict, Provider, QueueDefinition, WorkflowRow } from '../providers/provider.js';
+import { assertSchemaName } from '../providers/schema-name.js';
+import type {
+  ClientOptions,
+  EnqueueOptions,
+  ListWorkflowsFilter,
+  Logger,
+  SendOptions,
+  StepInfo,
+  WorkflowHandle,
+  WorkflowInfo,
+  WorkflowStatus,
+} from '../types.js';
+import { WORKFLOW_STATUSES } from '../types.js';
+import {
+  DuplicateQueueEntryError,
+  EngineClosedError,
+  InvalidArgumentError,
+  WorkflowCancelledError,
+  WorkflowConflictError,
+  WorkflowNotFoundError,
+} from './errors.js';
+import { DEFAULT_WAIT_MS } from './context.js';
+import { Handle, type HandleSource } from './handle.js';
+import { isTerminal, resultOf, toStepInfo, toWorkflowInfo } from './info.js';
+import { deserialize, serialize, serializeError } from './serialization.js';
+import {
+  assertDate,
+  assertDuration,
+  assertName,
+  assertNonNegativeInteger,
+  assertOptions,
+  assertPositiveInteger,
+  describe,
+} from './validate.js';
+import { Waits } from './waits.js';
+
+const QUIET: Logger = { info() {}, warn() {}, error() {} };
+
+export interface Opened {
+  provider: Provider;
+  logger: Logger;
+  pollIntervalMs: number;
+}
+
+/**
+ * Checks the options every opener shares, then builds the provider and migrates it. Options are
+ * checked before the database is touched.
+ */
+export async function openDatabase(options: ClientOptions, caller: string): Promise<Opened> {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError('options', `${caller} needs an options object, got ${describe(options)}`);
+  }
+  if (options.schema !== undefined) assertSchemaName(options.schema);
+  if (options.logger !== undefined) assertLogger(options.logger);
+  if (options.pollIntervalMs !== undefined) assertPositiveInteger('pollIntervalMs', options.pollIntervalMs);
+  let provider: Provider;
+  if (typeof options.database === 'object' && options.database !== null) {
+    if (options.schema !== undefined) {
+      throw new InvalidArgumentError('schema', 'schema applies to a database URL; with a Provider instance, set the schema on the provider');
+    }
+    if (typeof (options.database as Provider).recordStep !== 'function') {
+      throw new InvalidArgumentError('database', 'database must be a URL string or a Provider instance');
+    }
+    provider = options.database;
+  } else {
+    provider = providerFromUrl(options.database, options.schema === undefined ? {} : { schema: options.schema });
+  }
+  if (options.migrate !== false) {
+    try {
+      await provider.migrate();
+    } catch (err) {
+      await provider.close().catch(() => undefined);
+      throw err;
+    }
+  }
+  const pollIntervalMs = options.pollIntervalMs ?? (provider.capabilities.crossProcessNotifications ? 5_000 : 1_000);
+  return { provider, logger: options.logger ?? QUIET, pollIntervalMs };
+}
+
+function assertLogger(logger: unknown): void {
+  const l = logger as Record<string, unknown> | null;
+  if (typeof l !== 'object' || l === null || !['info', 'warn', 'error'].every((m) => typeof l[m] === 'function')) {
+    throw new InvalidArgumentError('logger', `logger must be an object with info, warn and error methods (pino-compatible), got ${describe(logger)}`);
+  }
+}
+
+/**
+ * Talks to Cairn's tables without running any workflow: enqueue by name, follow handles, send
+ * messages, read events and streams, cancel, list. Use it in processes that only submit or observe
+ * work (a web server in front of workers, a script). `Engine` is a Client that also runs workflows.
+ *
+ * @example
+ * const client = await Client.open({ database: process.env.DATABASE_URL! });
+ * const handle = await client.enqueue('send_email', { to: 'ada@example.com' }, { queue: 'emails' });
+ * console.log(await handle.result());
+ * await client.close();
+ */
+export class Client implements HandleSource {
+  protected readonly provider: Provider;
+  protected readonly logger: Logger;
+  protected readonly waits: Waits;
+  protected readonly closeController = new AbortController();
+  protected closing: Promise<void> | undefined;
+
+  /** Opens the database (migrating it unless `migrate: false`) and returns a client. */
+  static async open(options: ClientOptions): Promise<Client> {
+    const opened = await openDatabase(options, 'Client.open');
+    return new Client(opened);
+  }
+
+  protected constructor(opened: Opened) {
+    this.provider = opened.provider;
+    this.logger = opened.logger;
+    this.waits = new Waits(opened.provider, opened.pollIntervalMs, this.closeController.signal);
+  }
+
+  /** A handle to any workflow by id (it need not exist yet). */
+  handle<O = unknown>(id: string): WorkflowHandle<O> {
+    assertName('workflow id', id);
+    return new Handle<O>(this, id);
+  }
+
+  /**
+   * Puts a workflow on a queue by name; a worker process that registered the name runs it. A name
+   * no process registers stays ENQUEUED. The queue must have been declared by an engine (`engine.queue`).
+   *
+   * @example
+   * await client.enqueue('resize_image', { key }, { queue: 'images', priority: 1, dedupId: key });
+   */
+  async enqueue<O = unknown>(workflowName: string, input: unknown, options: EnqueueOptions): Promise<WorkflowHandle<O>> {
+    assertName('workflow name', workflowName);
+    assertOptions('enqueue options', options);
+    if (options === undefined) throw new InvalidArgumentError('queue', 'enqueue needs options with a queue');
+    const queueName = assertName('queue', options.queue);
+    this.assertOpen(`cannot enqueue workflow '${workflowName}'`);
+    const queue = await this.provider.getQueue(queueName);
+    if (!queue) {
+      throw new InvalidArgumentError('queue', `queue '${queueName}' is not declared; declare it with engine.queue('${queueName}', ...) in a worker and launch the engine`);
+    }
+    return this.insertQueued<O>(workflowName, serialize(input, `the input of workflow '${workflowName}'`), queue, options, null);
+  }
+
+  /** Stores a queued workflow after checking the queue options against the queue. */
+  protected async insertQueued<O>(
+    name: string,
+    input: string,
+    queue: QueueDefinition,
+    options: Omit<EnqueueOptions, 'queue'>,
+    parentId: string | null,
+  ): Promise<WorkflowHandle<O>> {
+    const id = options.id === undefined ? randomUUID() : assertName('workflow id', options.id);
+    const priority = options.priority === undefined ? 0 : assertInteger('priority', options.priority);
+    const dedupId = options.dedupId === undefined ? null : assertName('dedupId', options.dedupId);
+    const delayMs = options.delayMs === undefined ? 0 : assertDuration('delayMs', options.delayMs);
+    const timeoutMs = options.timeoutMs === undefined ? undefined : assertDuration('timeoutMs', options.timeoutMs);
+    const onDuplicate = options.onDuplicate ?? 'error';
+    if (onDuplicate !== 'error' && onDuplicate !== 'return-existing') {
+      throw new InvalidArgumentError('onDuplicate', `onDuplicate must be 'error' or 'return-existing', got ${describe(onDuplicate)}`);
+    }
+    let partitionKey: string | null = null;
+    if (queue.partitioned) {
+      if (options.partitionKey === undefined) {
+        throw new InvalidArgumentError('partitionKey', `queue '${queue.name}' is partitioned: every workflow enqueued on it needs a partitionKey`);
+      }
+      partitionKey = assertName('partitionKey', options.partitionKey);
+    } else if (options.partitionKey !== undefined) {
+      throw new InvalidArgumentError('partitionKey', `queue '${queue.name}' is not partitioned, so it takes no partitionKey`);
+    }
+    const createdAt = Date.now();
+    const conflict = await this.provider.insertWorkflow({
+      id,
+      name,
+      input,
+      executorId: null,
+      appVersion: null,
+      queue: queue.name,
+      parentId,
+      deadlineAt: timeoutMs === undefined ? null : createdAt + delayMs + timeoutMs,
+      createdAt,
+      status: delayMs > 0 ? 'DELAYED' : 'ENQUEUED',
+      priority,
+      dedupId,
+      partitionKey,
+      availableAt: delayMs > 0 ? createdAt + delayMs : null,
+    });
+    if (conflict) return this.onInsertConflict<O>(conflict, name, queue.name, dedupId, onDuplicate);
+    return new Handle<O>(this, id);
+  }
+
+  protected onInsertConflict<O>(
+    conflict: InsertConflict,
+    name: string,
+    queue: string | null,
+    dedupId: string | null,
+    onDuplicate: 'error' | 'return-existing',
+  ): WorkflowHandle<O> {
+    if (conflict.reason === 'dedup' && queue !== null && dedupId !== null) {
+      if (onDuplicate === 'error') throw new DuplicateQueueEntryError(queue, dedupId);
+      return new Handle<O>(this, conflict.row.id);
+    }
+    if (conflict.row.name !== name) throw new WorkflowConflictError(conflict.row.id, conflict.row.name, name);
+    return new Handle<O>(this, conflict.row.id);
+  }
+
+  /** The stored workflow; rejects with WorkflowNotFoundError when there is none. */
+  async getWorkflow<I = unknown, O = unknown>(id: string): Promise<WorkflowInfo<I, O>> {
+    assertName('workflow id', id);
+    const row = await this.provider.getWorkflow(id);
+    if (!row) throw new WorkflowNotFoundError(id);
+    return toWorkflowInfo<I, O>(row);
+  }
+
+  /** The recorded steps of a workflow, in counter order. */
+  async listSteps(id: string): Promise<StepInfo[]> {
+    assertName('workflow id', id);
+    const row = await this.provider.getWorkflow(id);
+    if (!row) throw new WorkflowNotFoundError(id);
+    return (await this.provider.listSteps(id)).map(toStepInfo);
+  }
+
+  /**
+   * Stored workflows matching a filter, oldest first unless `order: 'desc'`.
+   *
+   * @example
+   * const failed = await engine.listWorkflows({ status: 'ERROR', limit: 20, order: 'desc' });
+   */
+  async listWorkflows(filter: ListWorkflowsFilter = {}): Promise<WorkflowInfo[]> {
+    assertOptions('listWorkflows filter', filter);
+    const statuses = filter.status === undefined ? undefined : Array.isArray(filter.status) ? filter.status : [filter.status];
+    for (const s of statuses ?? []) {
+      if (!WORKFLOW_STATUSES.includes(s as WorkflowStatus)) {
+        throw new InvalidArgumentError('status', `status ${describe(s)} is not one of ${WORKFLOW_STATUSES.join(', ')}`);
+      }
+    }
+    if (filter.order !== undefined && filter.order !== 'asc' && filter.order !== 'desc') {
+      throw new InvalidArgumentError('order', `order must be 'asc' or 'desc', got ${describe(filter.order)}`);
+    }
+    const rows = await this.provider.listWorkflows({
+      order: filter.order ?? 'asc',
+      ...(statuses && { statuses }),
+      ...(filter.name !== undefined && { name: assertName('name', filter.name) }),
+      ...(filter.queue !== undefined && { queue: assertName('queue', filter.queue) }),
+      ...(filter.createdAfter !== undefined && { createdAfter: assertDate('createdAfter', filter.createdAfter) }),
+      ...(filter.createdBefore !== undefined && { createdBefore: assertDate('createdBefore', filter.createdBefore) }),
+      ...(filter.limit !== undefined && { limit: assertNonNegativeInteger('limit', filter.limit) }),
+      ...(filter.offset !== undefined && { offset: assertNonNegativeInteger('offset', filter.offset) }),
+    });
+    return rows.map((r) => toWorkflowInfo(r));
+  }
+
+  /**
+   * Cancels a workflow and its unfinished children, from any process. It is CANCELLED in the
+   * database when this returns; its execution stops at its next Context call. Cancelling a
+   * finished workflow changes nothing.
+   *
+   * @example
+   * await engine.cancel('order-42');
+   */
+  async cancel(id: string): Promise<void> {
+    assertName('workflow id', id);
+    this.assertOpen(`cannot cancel workflow '${id}'`);
+    const reason = new WorkflowCancelledError(id);
+    const { row, cancelled } = await this.provider.cancelWorkflow(id, serializeError(reason), Date.now());
+    if (!row) throw new WorkflowNotFoundError(id);
+    this.cancelled(id, cancelled, reason);
+  }
+
+  /** Hook for the engine: workflows just cancelled that may be running in this process. */
+  protected cancelled(_id: string, _ids: string[], _reason: Error): void {}
+
+  /**
+   * Sends a message to a workflow from outside any workflow. With an idempotency key, sending the
+   * same key to the same workflow again delivers nothing more.
+   *
+   * @example
+   * await engine.send('order-42', { approved: true }, 'approval', { idempotencyKey: 'approval-42' });
+   */
+  async send(workflowId: string, message: unknown, topic?: string, options?: SendOptions): Promise<void> {
+    assertName('workflow id', workflowId);
+    const t = topic === undefined ? '' : assertName('topic', topic);
+    assertOptions('send options', options);
+    const key = options?.idempotencyKey === undefined ? null : assertName('idempotencyKey', options.idempotencyKey);
+    const body = serialize(message, `the message to workflow '${workflowId}'`);
+    this.assertOpen(`cannot send to workflow '${workflowId}'`);
+    const sent = await this.provider.sendMessage(workflowId, t, body, key, Date.now());
+    if (sent === 'no-destination') throw new WorkflowNotFoundError(workflowId);
+  }
+
+  /**
+   * Waits until `workflowId` has set event `key` and returns its value, or `null` once `timeoutMs`
+   * (default 60,000) passes.
+   *
+   * @example
+   * const status = await engine.getEvent<string>('order-42', 'status', 5_000);
+   */
+  async getEvent<T = unknown>(workflowId: string, key: string, timeoutMs: number = DEFAULT_WAIT_MS): Promise<T | null> {
+    assertName('workflow id', workflowId);
+    assertName('event key', key);
+    assertDuration('timeoutMs', timeoutMs);
+    this.assertOpen(`cannot read events of workflow '${workflowId}'`);
+    const text = await this.waitForEvent(workflowId, key, Date.now() + timeoutMs);
+    return text === undefined ? null : deserialize<T>(text);
+  }
+
+  protected waitForEvent(workflowId: string, key: string, deadline: number, signal?: AbortSignal): Promise<string | undefined> {
+    return this.waits.until([`e:${workflowId}:${key}`], () => this.provider.getEvent(workflowId, key), { deadline, ...(signal && { signal }) });
+  }
+
+  /**
+   * Reads stream `key` of a workflow from the start, in order, then tails it live until the stream
+   * is closed or the workflow ends.
+   *
+   * @example
+   * for await (const token of engine.readStream<string>('chat-7', 'tokens')) process.stdout.write(token);
+   */
+  async *readStream<T = unknown>(workflowId: string, key: string): AsyncGenerator<T, void, undefined> {
+    assertName('workflow id', workflowId);
+    assertName('stream key', key);
+    let after = 0;
+    for (;;) {
+      this.assertOpen(`stopped reading stream '${key}' of workflow '${workflowId}'`);
+      const batch = await this.waits.until([`s:${workflowId}:${key}`, `w:${workflowId}`], async () => {
+        // Status first: entries are written before the workflow ends, so reading them after
+        // seeing it ended cannot miss any.
+        const row = await this.provider.getWorkflow(workflowId);
+        const entries = await this.provider.readStream(workflowId, key, after);
+        if (entries.length > 0) return entries;
+        if (!row) throw new WorkflowNotFoundError(workflowId);
+        return isTerminal(row.status) ? ('ended' as const) : undefined;
+      });
+      if (batch === undefined || batch === 'ended') return;
+      for (const entry of batch) {
+        if (entry.closed) return;
+        after = entry.offset;
+        yield deserialize<T>(entry.value);
+      }
+    }
+  }
+
+  /** @internal */
+  async getWorkflowRow(id: string): Promise<WorkflowRow | undefined> {
+    return this.provider.getWorkflow(id);
+  }
+
+  /** @internal Waits for a workflow to finish, woken by the notification of its status change. */
+  async awaitResult(id: string): Promise<unknown> {
+    this.assertOpen(`stopped waiting for workflow '${id}'`);
+    const row = await this.waits.until([`w:${id}`], async () => {
+      const r = await this.provider.getWorkflow(id);
+      if (!r) throw new WorkflowNotFoundError(id);
+      return isTerminal(r.status) ? r : undefined;
+    });
+    return resultOf(row!);
+  }
+
+  /** Stops waits and closes the database. */
+  async close(): Promise<void> {
+    this.closing ??= this.release();
+    return this.closing;
+  }
+
+  protected async release(): Promise<void> {
+    this.closeController.abort(new EngineClosedError('stopped waiting'));
+    await this.waits.close();
+    await this.provider.close();
+  }
+
+  protected assertOpen(what: string): void {
+    if (this.closing) throw new EngineClosedError(what);
+  }
+}
+
+function assertInteger(argument: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+    throw new InvalidArgumentError(argument, `${argument} must be an integer, got ${describe(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,81 @@
+import type { ClaimResult, QueueDefinition, WorkflowRow } from '../providers/provider.js';
+import type { Logger } from '../types.js';
+import type { Waits } from '../engine/waits.js';
+
+export interface DispatcherHost {
+  readonly waits: Waits;
+  readonly logger: Logger;
+  /** Stores the queue's definition, so clients and SQL callers can find it. */
+  register(queue: QueueDefinition): Promise<void>;
+  claim(queue: QueueDefinition, slots: number): Promise<ClaimResult>;
+  /** Starts running a claimed workflow in this process. */
+  run(row: WorkflowRow): void;
+  /** Workflows of the queue running in this process now. */
+  running(queue: string): number;
+}
+
+/** Most workflows claimed in one transaction. */
+const BATCH = 100;
+
+/**
+ * Runs one queue in this process: claims what the limits allow, then sleeps until something may
+ * have changed — a workflow enqueued or finished (`q:<queue>`), the next DELAYED workflow due or
+ * rate-limit slot freed, or the fallback poll. No transaction stays open while work runs.
+ */
+export class Dispatcher {
+  private readonly stopper = new AbortController();
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    readonly queue: QueueDefinition,
+    private readonly host: DispatcherHost,
+  ) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopper.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { queue, host } = this;
+    let failures = 0;
+    let registered = false;
+    while (!this.stopper.signal.aborted) {
+      let nextAt: number | null = null;
+      let more = false;
+      try {
+        if (!registered) {
+          await host.register(queue);
+          registered = true;
+        }
+        const free = (queue.workerConcurrency ?? Number.POSITIVE_INFINITY) - host.running(queue.name);
+        const slots = Math.max(0, Math.min(free, BATCH));
+        if (slots > 0) {
+          const result = await host.claim(queue, slots);
+          for (const row of result.claimed) host.run(row);
+          nextAt = result.nextAt;
+          more = result.claimed.length === slots;
+        }
+        failures = 0;
+      } catch (err) {
+        if (this.stopper.signal.aborted) return;
+        failures++;
+        host.logger.error({ err, queue: queue.name }, 'queue dispatch failed; retrying');
+        nextAt = Date.now() + Math.min(30_000, 100 * 2 ** failures);
+      }
+      if (more) continue;
+      try {
+        await host.waits.until([`q:${queue.name}`], async (attempt) => (attempt > 0 ? true : undefined), {
+          ...(nextAt !== null && { deadline: nextAt }),
+          signal: this.stopper.signal,
+        });
+      } catch {
+        return;
+      }
+    }
+  }
+}

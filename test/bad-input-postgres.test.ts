@@ -1,0 +1,4 @@
+import { defineBadInputSuite } from './bad-input.js';
+import { postgresTarget } from './helpers/targets.js';
+
+defineBadInputSuite(await postgresTarget('bad_input'));
