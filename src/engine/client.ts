@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { providerFromUrl } from '../providers/open.js';
 import type { InsertConflict, Provider, QueueDefinition, WorkflowRow } from '../providers/provider.js';
 import { assertSchemaName } from '../providers/schema-name.js';
@@ -112,6 +113,8 @@ export class Client implements HandleSource {
   }
 
   protected constructor(opened: Opened) {
+    // Every waiter listens for the close; there may be thousands.
+    setMaxListeners(0, this.closeController.signal);
     this.provider = opened.provider;
     this.logger = opened.logger;
     this.waits = new Waits(opened.provider, opened.pollIntervalMs, this.closeController.signal);

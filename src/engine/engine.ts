@@ -27,6 +27,8 @@ import { assertDuration, assertName, assertOptions, assertPositiveInteger } from
 
 const RESUMABLE: ReadonlySet<WorkflowStatus> = new Set(['CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+/** A debounce without maxWaitMs: about 30,000 years, an integer either database stores. */
+const NO_MAX_WAIT_MS = 1e15;
 
 /**
  * The durable-execution engine: registers workflows, starts, recovers and dispatches them, and
@@ -201,7 +203,7 @@ export class Engine extends Client {
     assertOptions('debounce options', options);
     if (options === undefined) throw new InvalidArgumentError('periodMs', 'debounce needs options with periodMs');
     const periodMs = assertDuration('periodMs', options.periodMs);
-    const maxWaitMs = options.maxWaitMs === undefined ? Number.MAX_SAFE_INTEGER / 2 : assertDuration('maxWaitMs', options.maxWaitMs);
+    const maxWaitMs = options.maxWaitMs === undefined ? NO_MAX_WAIT_MS : assertDuration('maxWaitMs', options.maxWaitMs);
     if (maxWaitMs < periodMs) throw new InvalidArgumentError('maxWaitMs', `maxWaitMs (${maxWaitMs}) must be at least periodMs (${periodMs})`);
     if (queue.partitioned && options.partitionKey === undefined) {
       throw new InvalidArgumentError('partitionKey', `queue '${queue.name}' is partitioned: every workflow enqueued on it needs a partitionKey`);
