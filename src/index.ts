@@ -1,6 +1,7 @@
 export { Client } from './engine/client.js';
 export { Engine } from './engine/engine.js';
 export { Queue } from './queues/queue.js';
+export { Schedules } from './scheduler/schedules.js';
 export {
   CairnError,
   ContextUsageError,
@@ -36,6 +37,7 @@ export type {
   DebounceRequest,
   InsertConflict,
   QueueDefinition,
+  ScheduleRow,
   StepEffect,
   StreamEntry,
   ListFilter,
@@ -63,6 +65,10 @@ export type {
   Logger,
   QueueOptions,
   RetryOptions,
+  ScheduledInput,
+  ScheduleInfo,
+  ScheduleOptions,
+  ScheduleUpdate,
   SendOptions,
   StartOptions,
   StepAttempt,

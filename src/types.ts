@@ -141,6 +141,48 @@ export interface QueueOptions {
   partitioned?: boolean;
 }
 
+export interface ScheduleOptions {
+  /** IANA time zone the cron is read in (default UTC). */
+  timezone?: string;
+  /** Enqueue each tick's workflow on this queue instead of running it in the firing process. */
+  queue?: string | null;
+  /**
+   * Ticks that passed while no process was running: `skip` (default) fires only the next tick;
+   * `backfill` fires each missed tick once (at most the latest 100).
+   */
+  missed?: 'skip' | 'backfill';
+}
+
+/** What a scheduled workflow receives. */
+export interface ScheduledInput {
+  /** The tick. */
+  scheduledAt: Date;
+  /** When a process actually started it. */
+  firedAt: Date;
+}
+
+export interface ScheduleInfo {
+  name: string;
+  cron: string;
+  workflowName: string;
+  timezone: string;
+  queue: string | null;
+  missed: 'skip' | 'backfill';
+  paused: boolean;
+  lastTickAt: Date | null;
+  nextTickAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ScheduleUpdate {
+  cron?: string;
+  workflow?: Workflow<never, unknown> | string;
+  timezone?: string;
+  queue?: string | null;
+  missed?: 'skip' | 'backfill';
+}
+
 export interface DebounceOptions {
   /** Quiet time after the last call before the workflow runs. */
   periodMs: number;

@@ -1,14 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { QueueDefinition, StepRow, WorkflowRow } from '../providers/provider.js';
+import type { QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from '../providers/provider.js';
 import { Dispatcher } from '../queues/dispatcher.js';
 import { Queue, queueDefinition } from '../queues/queue.js';
+import { Scheduler } from '../scheduler/scheduler.js';
+import { scheduleRow, Schedules, tickId } from '../scheduler/schedules.js';
 import type {
   CloseOptions,
   DebounceOptions,
   EngineOptions,
   ForkOptions,
   QueueOptions,
+  ScheduledInput,
+  ScheduleOptions,
   StartOptions,
   Workflow,
   WorkflowFunction,
@@ -52,6 +56,10 @@ export class Engine extends Client {
   private launched = false;
   private readonly core: EngineCore;
   private closed = false;
+  private readonly declaredSchedules = new Map<string, ScheduleRow>();
+  private readonly scheduler: Scheduler;
+  /** Schedules stored in the database, managed at run time. */
+  readonly schedules: Schedules;
 
   /**
    * Opens the database, applies pending migrations (unless `migrate: false`) and returns an engine.
@@ -87,6 +95,17 @@ export class Engine extends Client {
       awaitResult: (id) => this.awaitResult(id),
       waitForEvent: (workflowId, key, deadline, signal) => this.waitForEvent(workflowId, key, deadline, signal),
     };
+    this.schedules = new Schedules({ provider: this.provider, start: (row, tick, id) => this.startScheduled(row, tick, id) });
+    this.scheduler = new Scheduler({
+      provider: this.provider,
+      waits: this.waits,
+      logger: this.logger,
+      canFire: (row) => row.queue !== null || this.registry.get(row.workflowName) !== undefined,
+      fire: async (row, tick) => {
+        await this.startScheduled(row, tick, tickId(row.name, tick));
+        await this.provider.markScheduleTick(row.name, tick);
+      },
+    });
   }
 
   /** The application version this engine stamps on the workflows it starts, claims and recovers. */
@@ -130,14 +149,60 @@ export class Engine extends Client {
   }
 
   /**
-   * Starts the background work of this engine: one dispatcher per declared queue. Call it after
-   * registering workflows and queues (and usually after `recover()`).
+   * Declares a cron schedule in code; it is stored (or updated) in the database at `launch()`.
+   * Each tick starts `workflow` once across all processes, with `{ scheduledAt, firedAt }` as input.
+   *
+   * @example
+   * engine.schedule('hourly-sync', '0 * * * *', sync, { timezone: 'Europe/Paris', missed: 'backfill' });
+   */
+  schedule(name: string, cron: string, workflow: Workflow<ScheduledInput, unknown>, options?: ScheduleOptions): void {
+    const row = scheduleRow(name, cron, workflow, options, Date.now());
+    if (this.declaredSchedules.has(row.name)) {
+      throw new InvalidArgumentError('name', `a schedule named '${row.name}' is already declared in this engine`);
+    }
+    this.declaredSchedules.set(row.name, row);
+  }
+
+  /**
+   * Starts the background work of this engine: stores declared schedules and runs the scheduler,
+   * and runs one dispatcher per declared queue. Call it after registering workflows, queues and
+   * schedules (and usually after `recover()`).
    */
   async launch(): Promise<void> {
     this.assertOpen('cannot launch');
     if (this.launched) return;
+    for (const row of this.declaredSchedules.values()) await this.storeDeclared(row);
     this.launched = true;
     for (const queue of this.queues.values()) this.dispatch(queue.definition);
+    this.scheduler.start();
+  }
+
+  /** Upserts a code-declared schedule, keeping its pause state and last tick. */
+  private async storeDeclared(row: ScheduleRow): Promise<void> {
+    if (await this.provider.insertSchedule(row)) return;
+    const existing = await this.provider.getSchedule(row.name);
+    if (!existing) return this.storeDeclared(row);
+    if (existing.workflowName !== row.workflowName) {
+      throw new InvalidArgumentError(
+        'name',
+        `schedule '${row.name}' already exists for workflow '${existing.workflowName}', so this engine cannot declare it for '${row.workflowName}'`,
+      );
+    }
+    const same = existing.cron === row.cron && existing.timezone === row.timezone && existing.queue === row.queue && existing.missed === row.missed;
+    if (!same) await this.provider.updateSchedule({ ...row, paused: existing.paused, lastTickAt: existing.lastTickAt, createdAt: existing.createdAt });
+  }
+
+  /** Starts a schedule's workflow for a tick under `id`: here, or on the schedule's queue. */
+  private async startScheduled(row: ScheduleRow, tick: number, id: string): Promise<WorkflowHandle> {
+    const input: ScheduledInput = { scheduledAt: new Date(tick), firedAt: new Date() };
+    if (row.queue !== null) {
+      const queue = this.queues.get(row.queue)?.definition ?? (await this.provider.getQueue(row.queue));
+      if (!queue) throw new InvalidArgumentError('queue', `schedule '${row.name}' enqueues on queue '${row.queue}', which is not declared`);
+      return this.insertQueued(row.workflowName, roundTrip(input, `the input of schedule '${row.name}'`).text, queue, { id }, null);
+    }
+    const reg = this.registry.get(row.workflowName);
+    if (!reg) throw new UnknownWorkflowError(row.workflowName);
+    return this.start(reg, input, { id });
   }
 
   private dispatch(queue: QueueDefinition): void {
@@ -423,6 +488,7 @@ export class Engine extends Client {
   }
 
   private async shutDown(timeoutMs: number): Promise<void> {
+    await this.scheduler.stop();
     await Promise.all(this.dispatchers.map((d) => d.stop()));
     const inFlight = [...this.running.values()].map((e) => e.done);
     if (inFlight.length > 0) {

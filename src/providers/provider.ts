@@ -81,6 +81,19 @@ export interface ClaimResult {
   nextAt: number | null;
 }
 
+export interface ScheduleRow {
+  name: string;
+  cron: string;
+  workflowName: string;
+  timezone: string;
+  queue: string | null;
+  missed: 'skip' | 'backfill';
+  paused: boolean;
+  lastTickAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
 export interface DebounceRequest {
   row: NewWorkflow & { queue: string };
   key: string;
@@ -244,7 +257,17 @@ export interface Provider {
   getEvent(workflowId: string, key: string): Promise<string | undefined>;
   /** Stream entries after `afterOffset`, in order. */
   readStream(workflowId: string, key: string, afterOffset: number): Promise<StreamEntry[]>;
-  /** Listens for changes; the returned function stops listening. */
+  listSchedules(): Promise<ScheduleRow[]>;
+  getSchedule(name: string): Promise<ScheduleRow | undefined>;
+  /** Inserts a schedule; false when the name is taken. */
+  insertSchedule(row: ScheduleRow): Promise<boolean>;
+  /** Replaces a schedule's definition (not its creation time); false when there is none. */
+  updateSchedule(row: ScheduleRow): Promise<boolean>;
+  deleteSchedule(name: string): Promise<boolean>;
+  /** Records that `tick` fired, unless a later tick already did. */
+  markScheduleTick(name: string, tick: number): Promise<void>;
+
+  /** Listens for changes (`sch` when schedules change); the returned function stops listening. */
   subscribe(listener: ChangeListener): Promise<() => Promise<void>>;
 
   /** All checkpoints of a workflow in counter order, in one query. */

@@ -1,5 +1,5 @@
 import type { WorkflowStatus } from '../types.js';
-import type { ListFilter, QueueDefinition, StepRow, WorkflowRow } from './provider.js';
+import type { ListFilter, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from './provider.js';
 
 /** Column lists and row mappers shared by the SQL providers (snake_case in SQL, camelCase in TS). */
 
@@ -119,4 +119,26 @@ export function nextQueueTime(q: QueueDefinition, row: { delayed_at: unknown; ol
   if (row.delayed_at !== null && row.delayed_at !== undefined) times.push(num(row.delayed_at));
   if (q.rateLimit && row.oldest_start !== null && row.oldest_start !== undefined) times.push(num(row.oldest_start) + q.rateLimit.periodMs);
   return times.length === 0 ? null : Math.min(...times);
+}
+
+export const SCHEDULE_COLUMNS = 'name, cron, workflow_name, timezone, queue, missed, paused, last_tick_at, created_at, updated_at';
+
+export function toScheduleRow(r: Raw): ScheduleRow {
+  return {
+    name: r.name as string,
+    cron: r.cron as string,
+    workflowName: r.workflow_name as string,
+    timezone: r.timezone as string,
+    queue: strOrNull(r.queue),
+    missed: r.missed as ScheduleRow['missed'],
+    paused: r.paused === true || r.paused === 1,
+    lastTickAt: numOrNull(r.last_tick_at),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+/** The definition columns of a schedule, in the order the Postgres statements take them ($1-$8). */
+export function scheduleParams(s: ScheduleRow): unknown[] {
+  return [s.name, s.cron, s.workflowName, s.timezone, s.queue, s.missed, s.paused, s.lastTickAt];
 }

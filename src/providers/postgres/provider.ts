@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type {
   CancelResult,
+  ScheduleRow,
   ClaimRequest,
   ClaimResult,
   DebounceRequest,
@@ -19,7 +20,16 @@ import type {
   StreamEntry,
   WorkflowRow,
 } from '../provider.js';
-import { claimLimits, listWorkflowsQuery, nextQueueTime, toQueueDefinition, toStepRow, toWorkflowRow } from '../rows.js';
+import {
+  claimLimits,
+  listWorkflowsQuery,
+  nextQueueTime,
+  scheduleParams,
+  toQueueDefinition,
+  toScheduleRow,
+  toStepRow,
+  toWorkflowRow,
+} from '../rows.js';
 import { assertSchemaName } from '../schema-name.js';
 import { PostgresListener } from './listener.js';
 import { migratePostgres } from './migrate.js';
@@ -215,6 +225,31 @@ export class PostgresProvider implements Provider {
     const res = await this.query(this.sql.sendMessage, [destinationId, topic, body, idempotencyKey, now]);
     const row = res.rows[0] as { dest: number; sent: number };
     return row.sent === 1 ? 'sent' : row.dest === 0 ? 'no-destination' : 'duplicate';
+  }
+
+  async listSchedules(): Promise<ScheduleRow[]> {
+    return (await this.query(this.sql.listSchedules, [])).rows.map((r) => toScheduleRow(r as Record<string, unknown>));
+  }
+
+  async getSchedule(name: string): Promise<ScheduleRow | undefined> {
+    const row = (await this.query(this.sql.getSchedule, [name])).rows[0];
+    return row ? toScheduleRow(row as Record<string, unknown>) : undefined;
+  }
+
+  async insertSchedule(row: ScheduleRow): Promise<boolean> {
+    return (await this.query(this.sql.insertSchedule, [...scheduleParams(row), row.createdAt, row.updatedAt])).rowCount === 1;
+  }
+
+  async updateSchedule(row: ScheduleRow): Promise<boolean> {
+    return (await this.query(this.sql.updateSchedule, [...scheduleParams(row), row.updatedAt])).rowCount === 1;
+  }
+
+  async deleteSchedule(name: string): Promise<boolean> {
+    return (await this.query(this.sql.deleteSchedule, [name])).rowCount === 1;
+  }
+
+  async markScheduleTick(name: string, tick: number): Promise<void> {
+    await this.query(this.sql.markScheduleTick, [name, tick]);
   }
 
   async getEvent(workflowId: string, key: string): Promise<string | undefined> {

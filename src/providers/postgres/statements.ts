@@ -1,4 +1,4 @@
-import { STEP_COLUMNS, WORKFLOW_COLUMNS, workflowColumnsOf } from '../rows.js';
+import { SCHEDULE_COLUMNS, STEP_COLUMNS, WORKFLOW_COLUMNS, workflowColumnsOf } from '../rows.js';
 
 /**
  * Every statement the Postgres provider sends, named so node-postgres prepares each once per
@@ -177,6 +177,23 @@ export function postgresStatements(schema: string) {
          RETURNING 1
        )
        SELECT (SELECT count(*) FROM dest)::int AS dest, (SELECT count(*) FROM ins)::int AS sent`,
+    ),
+    listSchedules: named('list_schedules', `SELECT ${SCHEDULE_COLUMNS} FROM ${s}.schedules ORDER BY name`),
+    getSchedule: named('get_schedule', `SELECT ${SCHEDULE_COLUMNS} FROM ${s}.schedules WHERE name = $1`),
+    insertSchedule: named(
+      'insert_schedule',
+      `INSERT INTO ${s}.schedules (${SCHEDULE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO NOTHING`,
+    ),
+    updateSchedule: named(
+      'update_schedule',
+      `UPDATE ${s}.schedules SET cron = $2, workflow_name = $3, timezone = $4, queue = $5, missed = $6, paused = $7,
+         last_tick_at = $8, updated_at = $9
+       WHERE name = $1`,
+    ),
+    deleteSchedule: named('delete_schedule', `DELETE FROM ${s}.schedules WHERE name = $1`),
+    markScheduleTick: named(
+      'mark_schedule_tick',
+      `UPDATE ${s}.schedules SET last_tick_at = $2 WHERE name = $1 AND (last_tick_at IS NULL OR last_tick_at < $2)`,
     ),
     getEvent: named('get_event', `SELECT value FROM ${s}.events WHERE workflow_id = $1 AND key = $2`),
     readStream: named(

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { InvalidArgumentError } from '../../engine/errors.js';
 import type {
   CancelResult,
+  ScheduleRow,
   ClaimRequest,
   ClaimResult,
   DebounceRequest,
@@ -20,7 +21,7 @@ import type {
   StreamEntry,
   WorkflowRow,
 } from '../provider.js';
-import { claimLimits, listWorkflowsQuery, nextQueueTime, toQueueDefinition, toStepRow, toWorkflowRow } from '../rows.js';
+import { claimLimits, listWorkflowsQuery, nextQueueTime, toQueueDefinition, toScheduleRow, toStepRow, toWorkflowRow } from '../rows.js';
 import { SqliteBus } from './listener.js';
 import { migrateSqlite } from './migrate.js';
 import { sqliteStatements } from './statements.js';
@@ -242,6 +243,37 @@ export class SqliteProvider implements Provider {
     const result = send.immediate();
     if (result === 'sent') this.bus.emit(`m:${destinationId}`);
     return result;
+  }
+
+  async listSchedules(): Promise<ScheduleRow[]> {
+    return (this.stmt(sqliteStatements.listSchedules).all() as Raw[]).map(toScheduleRow);
+  }
+
+  async getSchedule(name: string): Promise<ScheduleRow | undefined> {
+    const row = this.stmt(sqliteStatements.getSchedule).get(name) as Raw | undefined;
+    return row ? toScheduleRow(row) : undefined;
+  }
+
+  async insertSchedule(row: ScheduleRow): Promise<boolean> {
+    return this.changedSchedules(this.stmt(sqliteStatements.insertSchedule).run({ ...row, paused: row.paused ? 1 : 0 }).changes);
+  }
+
+  async updateSchedule(row: ScheduleRow): Promise<boolean> {
+    const { createdAt: _createdAt, ...rest } = row;
+    return this.changedSchedules(this.stmt(sqliteStatements.updateSchedule).run({ ...rest, paused: row.paused ? 1 : 0 }).changes);
+  }
+
+  async deleteSchedule(name: string): Promise<boolean> {
+    return this.changedSchedules(this.stmt(sqliteStatements.deleteSchedule).run(name).changes);
+  }
+
+  private changedSchedules(changes: number): boolean {
+    if (changes === 1) this.bus.emit('sch');
+    return changes === 1;
+  }
+
+  async markScheduleTick(name: string, tick: number): Promise<void> {
+    this.stmt(sqliteStatements.markScheduleTick).run(tick, name, tick);
   }
 
   async getEvent(workflowId: string, key: string): Promise<string | undefined> {

@@ -1,4 +1,4 @@
-import { STEP_COLUMNS, WORKFLOW_COLUMNS } from '../rows.js';
+import { SCHEDULE_COLUMNS, STEP_COLUMNS, WORKFLOW_COLUMNS } from '../rows.js';
 
 /** Every statement the SQLite provider sends; prepared once per connection. */
 export const sqliteStatements = {
@@ -85,6 +85,16 @@ export const sqliteStatements = {
     ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
   insertStream: `INSERT INTO cairn_streams (workflow_id, key, offset_id, value, closed, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
   getEvent: `SELECT value FROM cairn_events WHERE workflow_id = ? AND key = ?`,
+  listSchedules: `SELECT ${SCHEDULE_COLUMNS} FROM cairn_schedules ORDER BY name`,
+  getSchedule: `SELECT ${SCHEDULE_COLUMNS} FROM cairn_schedules WHERE name = ?`,
+  insertSchedule: `INSERT INTO cairn_schedules (${SCHEDULE_COLUMNS})
+    VALUES (@name, @cron, @workflowName, @timezone, @queue, @missed, @paused, @lastTickAt, @createdAt, @updatedAt)
+    ON CONFLICT (name) DO NOTHING`,
+  updateSchedule: `UPDATE cairn_schedules SET cron = @cron, workflow_name = @workflowName, timezone = @timezone, queue = @queue,
+      missed = @missed, paused = @paused, last_tick_at = @lastTickAt, updated_at = @updatedAt
+    WHERE name = @name`,
+  deleteSchedule: `DELETE FROM cairn_schedules WHERE name = ?`,
+  markScheduleTick: `UPDATE cairn_schedules SET last_tick_at = ? WHERE name = ? AND (last_tick_at IS NULL OR last_tick_at < ?)`,
   readStream: `SELECT offset_id, value, closed FROM cairn_streams WHERE workflow_id = ? AND key = ? AND offset_id > ? ORDER BY offset_id`,
   resumeWorkflow: `UPDATE cairn_workflows
     SET status = 'PENDING', executor_id = ?, app_version = ?, output = NULL, error = NULL, deadline_at = NULL,
