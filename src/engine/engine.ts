@@ -171,25 +171,10 @@ export class Engine extends Client {
   async launch(): Promise<void> {
     this.assertOpen('cannot launch');
     if (this.launched) return;
-    for (const row of this.declaredSchedules.values()) await this.storeDeclared(row);
+    for (const row of this.declaredSchedules.values()) await this.schedules.storeDeclared(row);
     this.launched = true;
     for (const queue of this.queues.values()) this.dispatch(queue.definition);
     this.scheduler.start();
-  }
-
-  /** Upserts a code-declared schedule, keeping its pause state and last tick. */
-  private async storeDeclared(row: ScheduleRow): Promise<void> {
-    if (await this.provider.insertSchedule(row)) return;
-    const existing = await this.provider.getSchedule(row.name);
-    if (!existing) return this.storeDeclared(row);
-    if (existing.workflowName !== row.workflowName) {
-      throw new InvalidArgumentError(
-        'name',
-        `schedule '${row.name}' already exists for workflow '${existing.workflowName}', so this engine cannot declare it for '${row.workflowName}'`,
-      );
-    }
-    const same = existing.cron === row.cron && existing.timezone === row.timezone && existing.queue === row.queue && existing.missed === row.missed;
-    if (!same) await this.provider.updateSchedule({ ...row, paused: existing.paused, lastTickAt: existing.lastTickAt, createdAt: existing.createdAt });
   }
 
   /** Starts a schedule's workflow for a tick under `id`: here, or on the schedule's queue. */

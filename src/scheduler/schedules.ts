@@ -163,6 +163,21 @@ export class Schedules {
     return handles;
   }
 
+  /** @internal Stores a code-declared schedule, or updates its definition keeping its pause state and last tick. */
+  async storeDeclared(row: ScheduleRow): Promise<void> {
+    if (await this.host.provider.insertSchedule(row)) return;
+    const existing = await this.host.provider.getSchedule(row.name);
+    if (!existing) return this.storeDeclared(row);
+    if (existing.workflowName !== row.workflowName) {
+      throw new InvalidArgumentError(
+        'name',
+        `schedule '${row.name}' already exists for workflow '${existing.workflowName}', so this engine cannot declare it for '${row.workflowName}'`,
+      );
+    }
+    const same = existing.cron === row.cron && existing.timezone === row.timezone && existing.queue === row.queue && existing.missed === row.missed;
+    if (!same) await this.host.provider.updateSchedule({ ...row, paused: existing.paused, lastTickAt: existing.lastTickAt, createdAt: existing.createdAt });
+  }
+
   private async require(name: string): Promise<ScheduleRow> {
     const row = await this.host.provider.getSchedule(assertName('schedule name', name));
     if (!row) throw notFound(name);
