@@ -269,8 +269,13 @@ export class WorkflowContext implements Context {
       error = serializeError(result.error);
     }
     const step: StepRow = { stepId, name, output, error, childId: null, attempts: result.attempts, startedAt, completedAt: Date.now() };
-    const outcome = await (write && error === null ? write(step) : this.core.provider.recordStep(this.workflowId, step));
-    if (outcome.kind === 'no-destination') throw new WorkflowNotFoundError(destinationId ?? '');
+    let outcome = await (write && error === null ? write(step) : this.core.provider.recordStep(this.workflowId, step));
+    if (outcome.kind === 'no-destination') {
+      // The failure is this call's outcome: recorded, so a replay fails the same way even if the
+      // destination exists by then.
+      error = serializeError(new WorkflowNotFoundError(destinationId ?? ''));
+      outcome = await this.core.provider.recordStep(this.workflowId, { ...step, output: null, error });
+    }
     if (outcome.kind !== 'recorded') return this.settleMiss<T>(stepId, name, outcome);
     await this.progressed();
     if (error !== null) throw deserializeError(error);
