@@ -305,6 +305,44 @@ export function defineBehaviourSuite(target: Target): void {
       }
     });
 
+    test('group commit: concurrent checkpoints share commits, and each row keeps its own cancellation check', async () => {
+      const store = await target.fresh();
+      await (await target.open(store)).close();
+      const sent: string[] = [];
+      const engine = await Engine.open({ database: target.provider(store, (sql) => sent.push(sql)), migrate: false });
+      try {
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        const wf = engine.workflow('many', async (ctx, n: number) => {
+          let acc = n;
+          for (let i = 0; i < 5; i++) acc = await ctx.step(`s${i}`, async () => (i === 2 && n === 0 ? (await gate, acc + 1) : acc + 1));
+          return acc;
+        });
+        const handles = await Promise.all(Array.from({ length: 20 }, (_, n) => wf.start(n, { id: `many-${n}` })));
+        // Workflow 0 waits inside its third step; cancel it, then let it try to record that step.
+        await waitFor(async () => (await engine.listSteps('many-0')).length === 2);
+        await engine.cancel('many-0');
+        release();
+        await assert.rejects(handles[0]!.result(), { code: 'WORKFLOW_CANCELLED' });
+        for (let n = 1; n < 20; n++) assert.equal(await handles[n]!.result(), n + 5);
+        assert.deepEqual((await engine.listSteps('many-0')).map((s) => s.name), ['s0', 's1'], 'the cancelled workflow recorded nothing more');
+        const checkpoints = 19 * 5 + 2;
+        let commits = 0;
+        let inBatch = false;
+        let batches = 0;
+        for (const sql of sent) {
+          if (sql === 'BEGIN IMMEDIATE') inBatch = true;
+          else if (sql === 'COMMIT') (inBatch = false), commits++, batches++;
+          else if (/unnest/.test(sql)) commits++, batches++;
+          else if (/^\s*INSERT INTO \S*steps/.test(sql) && !inBatch) commits++;
+        }
+        assert.ok(batches > 0, 'some checkpoints were written together');
+        assert.ok(commits < checkpoints, `${checkpoints} checkpoints took ${commits} commits`);
+      } finally {
+        await engine.close();
+      }
+    });
+
     test('a workflow started from inside a step runs normally', async () => {
       const engine = await target.open(await target.fresh());
       const inner = engine.workflow('inner', async (ctx, x: number) => ctx.step('inner-step', () => x + 1));

@@ -31,6 +31,7 @@ import {
   toWorkflowRow,
 } from '../rows.js';
 import { assertSchemaName } from '../schema-name.js';
+import { Batcher } from '../batcher.js';
 import { PostgresListener } from './listener.js';
 import { migratePostgres } from './migrate.js';
 import { postgresStatements, type PostgresStatements } from './statements.js';
@@ -46,7 +47,14 @@ export interface PostgresProviderOptions {
   max?: number;
   /** Called with every statement before it is sent (instrumentation, tests). */
   onStatement?: StatementObserver;
+  /**
+   * Group commit of checkpoints (default on): checkpoints written while others are committing go
+   * together in one statement. `lanes` is how many such statements may be in flight (default 1).
+   */
+  groupCommit?: boolean | { lanes?: number };
 }
+
+type StepWrite = { workflowId: string; step: StepRow };
 
 type Query = { name?: string; text: string };
 
@@ -66,6 +74,7 @@ export class PostgresProvider implements Provider {
   private readonly sql: PostgresStatements;
   private readonly observe: StatementObserver | undefined;
   private readonly listener: PostgresListener;
+  private readonly steps: Batcher<StepWrite, CheckpointOutcome> | undefined;
 
   constructor(options: PostgresProviderOptions) {
     this.schema = assertSchemaName(options.schema ?? 'cairn');
@@ -76,6 +85,11 @@ export class PostgresProvider implements Provider {
     this.sql = postgresStatements(this.schema);
     this.observe = options.onStatement;
     this.listener = new PostgresListener(options.connectionString, options.pool?.options, this.sql.channel);
+    const group = options.groupCommit ?? true;
+    if (group !== false) {
+      const lanes = typeof group === 'object' && group.lanes !== undefined ? group.lanes : 1;
+      this.steps = new Batcher((writes) => this.writeSteps(writes), lanes, 500);
+    }
   }
 
   private async query(q: Query, values: unknown[]): Promise<pg.QueryResult> {
@@ -283,9 +297,27 @@ export class PostgresProvider implements Provider {
     await this.query(this.sql.resetRecoveryAttempts, [id]);
   }
 
-  async recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
+  recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
+    return this.steps ? this.steps.submit({ workflowId, step }) : this.writeStep(workflowId, step);
+  }
+
+  private async writeStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
     const res = await this.query(this.sql.recordStep, stepParams(workflowId, step));
     return res.rowCount === 1 ? { kind: 'recorded' } : this.explainMiss(workflowId, step.stepId);
+  }
+
+  /** One statement for a batch of checkpoints; a lone one takes the single-row statement. */
+  private async writeSteps(writes: StepWrite[]): Promise<CheckpointOutcome[]> {
+    if (writes.length === 1) return [await this.writeStep(writes[0]!.workflowId, writes[0]!.step)];
+    const columns: unknown[][] = [[], [], [], [], [], [], [], [], []];
+    for (const w of writes) stepParams(w.workflowId, w.step).forEach((v, i) => columns[i]!.push(v));
+    const res = await this.query(this.sql.recordSteps, columns);
+    const recorded = new Set(res.rows.map((r) => `${(r as { step_id: number }).step_id}:${(r as { workflow_id: string }).workflow_id}`));
+    return Promise.all(
+      writes.map((w) =>
+        recorded.has(`${w.step.stepId}:${w.workflowId}`) ? ({ kind: 'recorded' } as const) : this.explainMiss(w.workflowId, w.step.stepId),
+      ),
+    );
   }
 
   /** Off the happy path: why a checkpoint was not written (another execution holds it, or the workflow is not PENDING). */

@@ -214,6 +214,17 @@ export function postgresStatements(schema: string) {
        FROM ${s}.steps WHERE workflow_id = $2 AND step_id < $3`,
     ),
     resetRecoveryAttempts: named('reset_recovery_attempts', `UPDATE ${s}.workflows SET recovery_attempts = 0 WHERE id = $1`),
+    // Group commit: many checkpoints in one statement, each row keeping its own PENDING and conflict checks.
+    recordSteps: named(
+      'record_steps',
+      `INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
+       SELECT i.workflow_id, i.step_id, i.name, i.output, i.error, i.child_id, i.attempts, i.started_at, i.completed_at
+       FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::integer[])
+         AS i(workflow_id, step_id, name, output, error, child_id, started_at, completed_at, attempts)
+       WHERE EXISTS (SELECT 1 FROM ${s}.workflows w WHERE w.id = i.workflow_id AND w.status = 'PENDING')
+       ON CONFLICT (workflow_id, step_id) DO NOTHING
+       RETURNING workflow_id, step_id`,
+    ),
     getStep: named('get_step', `SELECT ${STEP_COLUMNS} FROM ${s}.steps WHERE workflow_id = $1 AND step_id = $2`),
     getStatus: named('get_status', `SELECT status FROM ${s}.workflows WHERE id = $1`),
     listSteps: named('list_steps', `SELECT ${STEP_COLUMNS} FROM ${s}.steps WHERE workflow_id = $1 ORDER BY step_id`),

@@ -22,6 +22,7 @@ import type {
   WorkflowRow,
 } from '../provider.js';
 import { claimLimits, listWorkflowsQuery, nextQueueTime, toQueueDefinition, toScheduleRow, toStepRow, toWorkflowRow } from '../rows.js';
+import { Batcher } from '../batcher.js';
 import { SqliteBus } from './listener.js';
 import { migrateSqlite } from './migrate.js';
 import { sqliteStatements } from './statements.js';
@@ -37,6 +38,11 @@ export interface SqliteProviderOptions {
   busyTimeoutMs?: number;
   /** Called with every statement before it is sent (instrumentation, tests). */
   onStatement?: StatementObserver;
+  /**
+   * Group commit of checkpoints (default on): checkpoints written in the same turn of the event
+   * loop share one transaction, so one fsync makes all of them durable.
+   */
+  groupCommit?: boolean;
 }
 
 const SYNCHRONOUS: readonly SqliteSynchronous[] = ['OFF', 'NORMAL', 'FULL', 'EXTRA'];
@@ -58,6 +64,7 @@ export class SqliteProvider implements Provider {
   private readonly observe: StatementObserver | undefined;
   private readonly prepared = new Map<string, Database.Statement>();
   private readonly bus: SqliteBus;
+  private readonly steps: Batcher<{ workflowId: string; step: StepRow }, CheckpointOutcome> | undefined;
 
   constructor(options: SqliteProviderOptions) {
     const synchronous = options.synchronous ?? 'FULL';
@@ -78,6 +85,20 @@ export class SqliteProvider implements Provider {
     this.db.pragma(`synchronous = ${synchronous}`);
     this.observe = options.onStatement;
     this.bus = SqliteBus.for(options.path);
+    if (options.groupCommit !== false) this.steps = new Batcher((writes) => this.writeSteps(writes), 1, 1_000, true);
+  }
+
+  /** One IMMEDIATE transaction (one fsync) for all the checkpoints of a batch. */
+  private async writeSteps(writes: Array<{ workflowId: string; step: StepRow }>): Promise<CheckpointOutcome[]> {
+    let inserted: number[];
+    if (writes.length === 1) {
+      inserted = [this.insertStep(writes[0]!.workflowId, writes[0]!.step)];
+    } else {
+      this.observe?.('BEGIN IMMEDIATE');
+      inserted = this.db.transaction(() => writes.map((w) => this.insertStep(w.workflowId, w.step))).immediate();
+      this.observe?.('COMMIT');
+    }
+    return writes.map((w, i) => (inserted[i] === 1 ? { kind: 'recorded' } : this.explainMiss(w.workflowId, w.step.stepId)));
   }
 
   async subscribe(listener: ChangeListener): Promise<() => Promise<void>> {
@@ -304,6 +325,7 @@ export class SqliteProvider implements Provider {
   }
 
   async recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
+    if (this.steps) return this.steps.submit({ workflowId, step });
     return this.insertStep(workflowId, step) === 1 ? { kind: 'recorded' } : this.explainMiss(workflowId, step.stepId);
   }
 
