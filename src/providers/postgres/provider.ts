@@ -314,8 +314,8 @@ export class PostgresProvider implements Provider {
     const res = await this.query(this.sql.recordSteps, columns);
     const recorded = new Set(res.rows.map((r) => `${(r as { step_id: number }).step_id}:${(r as { workflow_id: string }).workflow_id}`));
     return Promise.all(
-      writes.map((w) =>
-        recorded.has(`${w.step.stepId}:${w.workflowId}`) ? ({ kind: 'recorded' } as const) : this.explainMiss(w.workflowId, w.step.stepId),
+      writes.map(async (w): Promise<CheckpointOutcome> =>
+        recorded.has(`${w.step.stepId}:${w.workflowId}`) ? { kind: 'recorded' } : this.explainMiss(w.workflowId, w.step.stepId),
       ),
     );
   }
