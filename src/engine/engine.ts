@@ -171,7 +171,7 @@ export class Engine extends Client {
   async launch(): Promise<void> {
     this.assertOpen('cannot launch');
     if (this.launched) return;
-    for (const row of this.declaredSchedules.values()) await this.schedules.storeDeclared(row);
+    await this.schedules.storeDeclared([...this.declaredSchedules.values()]);
     this.launched = true;
     for (const queue of this.queues.values()) this.dispatch(queue.definition);
     this.scheduler.start();

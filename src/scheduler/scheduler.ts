@@ -79,7 +79,10 @@ export class Scheduler {
       if (!before && !row.paused && row.missed === 'backfill') {
         for (const tick of latestTicks(row.cron, row.timezone, row.lastTickAt ?? row.createdAt, now, MAX_BACKFILL_ON_START)) owed.push([row, tick]);
       }
-      this.cursors.set(row.name, Math.max(now, row.lastTickAt ?? 0));
+      // A redefined schedule that kept running keeps its position, so a tick already due still fires;
+      // a new or just-resumed one starts from now (the pause period never fires).
+      const kept = before && !before.paused && !row.paused ? this.cursors.get(row.name) : undefined;
+      this.cursors.set(row.name, kept ?? Math.max(now, row.lastTickAt ?? 0));
     }
     for (const name of this.cursors.keys()) if (!next.has(name)) this.cursors.delete(name);
     this.rows = next;

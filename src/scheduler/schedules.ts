@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Provider, ScheduleRow } from '../providers/provider.js';
 import type { ScheduleInfo, ScheduleOptions, ScheduleUpdate, Workflow, WorkflowHandle } from '../types.js';
 import { InvalidArgumentError } from '../engine/errors.js';
@@ -142,7 +143,7 @@ export class Schedules {
   async trigger(name: string): Promise<WorkflowHandle> {
     const row = await this.require(name);
     const now = Date.now();
-    return this.host.start(row, now, `${row.name}@trigger:${new Date(now).toISOString()}`);
+    return this.host.start(row, now, `${row.name}@trigger:${new Date(now).toISOString()}:${randomUUID()}`);
   }
 
   /**
@@ -163,19 +164,31 @@ export class Schedules {
     return handles;
   }
 
-  /** @internal Stores a code-declared schedule, or updates its definition keeping its pause state and last tick. */
-  async storeDeclared(row: ScheduleRow): Promise<void> {
-    if (await this.host.provider.insertSchedule(row)) return;
-    const existing = await this.host.provider.getSchedule(row.name);
-    if (!existing) return this.storeDeclared(row);
-    if (existing.workflowName !== row.workflowName) {
-      throw new InvalidArgumentError(
-        'name',
-        `schedule '${row.name}' already exists for workflow '${existing.workflowName}', so this engine cannot declare it for '${row.workflowName}'`,
-      );
+  /**
+   * @internal Stores code-declared schedules: new ones are inserted, changed ones updated keeping
+   * their pause state and last tick. Every declaration is checked against the database first, so a
+   * conflict refuses the whole set and writes nothing.
+   */
+  async storeDeclared(rows: ScheduleRow[]): Promise<void> {
+    const existing = new Map((await this.host.provider.listSchedules()).map((r) => [r.name, r]));
+    for (const row of rows) {
+      const stored = existing.get(row.name);
+      if (stored && stored.workflowName !== row.workflowName) {
+        throw new InvalidArgumentError(
+          'name',
+          `schedule '${row.name}' already exists for workflow '${stored.workflowName}', so this engine cannot declare it for '${row.workflowName}'`,
+        );
+      }
     }
-    const same = existing.cron === row.cron && existing.timezone === row.timezone && existing.queue === row.queue && existing.missed === row.missed;
-    if (!same) await this.host.provider.updateSchedule({ ...row, paused: existing.paused, lastTickAt: existing.lastTickAt, createdAt: existing.createdAt });
+    for (const row of rows) {
+      const stored = existing.get(row.name);
+      if (!stored) {
+        if (!(await this.host.provider.insertSchedule(row))) await this.storeDeclared([row]);
+        continue;
+      }
+      const same = stored.cron === row.cron && stored.timezone === row.timezone && stored.queue === row.queue && stored.missed === row.missed;
+      if (!same) await this.host.provider.updateSchedule({ ...row, paused: stored.paused, lastTickAt: stored.lastTickAt, createdAt: stored.createdAt });
+    }
   }
 
   private async require(name: string): Promise<ScheduleRow> {

@@ -1,0 +1,4 @@
+import { sqliteTarget } from './helpers/targets.js';
+import { defineScheduleSuite } from './schedules.js';
+
+defineScheduleSuite(sqliteTarget());
