@@ -8,6 +8,7 @@ export {
   DuplicateQueueEntryError,
   ERROR_CODES,
   EngineClosedError,
+  ExecutionInterruptedError,
   ExecutionSupersededError,
   InvalidArgumentError,
   MaxRecoveryAttemptsError,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, afterEach, describe, test } from 'node:test';
-import type { CairnError} from '../src/index.js';
-import { StepRetriesExceededError, type Context, type Engine } from '../src/index.js';
+import { Engine, SqliteProvider, StepRetriesExceededError, type CairnError, type Context } from '../src/index.js';
 import { finished, printed, spawnFixture } from './fixtures/spawn.js';
 import { registerNap } from './fixtures/nap.js';
 import type { Target } from './helpers/targets.js';
@@ -298,6 +298,49 @@ export function defineControlSuite(target: Target): void {
         assert.equal(info.status, 'SUCCESS');
         assert.equal(info.recoveryAttempts, 0);
       });
+    });
+
+    describe('database failures', () => {
+      test(
+        'a database that keeps refusing writes interrupts the execution; the engine runs it again from its checkpoints',
+        { skip: target.kind === 'sqlite' ? false : 'holds the SQLite write lock from another process' },
+        async () => {
+          const store = await target.fresh();
+          const warnings: string[] = [];
+          const logger = { info() {}, warn: (_o: object, m?: string) => void warnings.push(m ?? ''), error: (_o: object, m?: string) => void warnings.push(m ?? '') };
+          const path = store.database.slice('sqlite:'.length);
+          await (await target.open(store)).close();
+          // A short busy timeout, so the write retries run out while the lock is held.
+          const engine = await Engine.open({ database: new SqliteProvider({ path, busyTimeoutMs: 100 }), migrate: false, logger });
+          const runs: Record<string, number> = {};
+          let holder: ReturnType<typeof spawn> | undefined;
+          const wf = engine.workflow('stubborn', async (ctx) => {
+            await ctx.step('before', () => ((runs.before = (runs.before ?? 0) + 1), 'b'));
+            const v = await ctx.step('locked', async () => {
+              runs.locked = (runs.locked ?? 0) + 1;
+              if (runs.locked === 1) {
+                // Another process holds the write lock past the busy timeout and every retry.
+                holder = spawn(process.execPath, [
+                  '-e',
+                  `const db = new (require('better-sqlite3'))(${JSON.stringify(path)}); db.exec('BEGIN IMMEDIATE'); console.log('locked');
+                   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 4000); db.exec('COMMIT');`,
+                ], { stdio: ['ignore', 'pipe', 'inherit'] });
+                await new Promise((resolve) => holder!.stdout!.once('data', resolve));
+              }
+              return 'l';
+            });
+            return ctx.step('after', () => v + 'a');
+          });
+          const h = await wf.start(undefined, { id: 'stubborn-1' });
+          assert.equal(await h.result(), 'la');
+          assert.deepEqual(runs, { before: 1, locked: 2 }, 'the recorded step did not run again; the unrecorded one ran once more');
+          const info = await engine.getWorkflow('stubborn-1');
+          assert.equal(info.status, 'SUCCESS');
+          assert.ok(warnings.some((w) => /running it again later/.test(w)), 'the execution was interrupted and run again');
+          await new Promise((resolve) => (holder?.exitCode === null ? holder.once('exit', resolve) : resolve(undefined)));
+          await engine.close();
+        },
+      );
     });
 
     describe('fork and inspection', () => {

@@ -9,6 +9,7 @@ import {
   DuplicateQueueEntryError,
   ERROR_CODES,
   EngineClosedError,
+  ExecutionInterruptedError,
   ExecutionSupersededError,
   InvalidArgumentError,
   MaxRecoveryAttemptsError,
@@ -46,6 +47,7 @@ const samples: Record<ErrorName, () => CairnError> = {
   EngineClosedError: () => new EngineClosedError('cannot start'),
   ExecutionSupersededError: () => new ExecutionSupersededError('wf-1', 'SUCCESS'),
   StepTimeoutError: () => new StepTimeoutError('charge', 5_000),
+  ExecutionInterruptedError: () => new ExecutionInterruptedError('wf-1', new Error('connection terminated')),
 };
 
 const names = Object.keys(ERROR_CODES) as ErrorName[];

@@ -3,14 +3,17 @@ import type { CheckpointMiss, CheckpointOutcome, StepRow } from '../providers/pr
 import type { ChildOptions, Context, StepAttempt, StepOptions, Workflow, WorkflowHandle } from '../types.js';
 import type { EngineCore } from './core.js';
 import {
+  CairnError,
   ContextUsageError,
   EngineClosedError,
+  ExecutionInterruptedError,
   ExecutionSupersededError,
   NonDeterminismError,
   WorkflowCancelledError,
   WorkflowNotFoundError,
 } from './errors.js';
 import { deserialize, deserializeError, roundTrip, serialize, serializeError } from './serialization.js';
+import { persist } from './persist.js';
 import { assertNotInStep } from './step-scope.js';
 import { runStep, stepPolicy, type StepResult } from './step-runner.js';
 import { waitUntil } from './timers.js';
@@ -31,6 +34,8 @@ type Writer = (step: StepRow) => Promise<WriteOutcome>;
 export class WorkflowContext implements Context {
   private counter = 0;
   private finished = false;
+  /** Set when the database kept failing: the execution stops and is run again later. */
+  interrupted: ExecutionInterruptedError | undefined;
 
   constructor(
     private readonly core: EngineCore,
@@ -121,7 +126,7 @@ export class WorkflowContext implements Context {
     const got = await this.core.waits.until(
       [`m:${id}`, `w:${id}`],
       async (attempt) => {
-        const r = await this.core.provider.recordRecv(id, { stepId, name: 'cairn.recv', startedAt, completedAt: Date.now() }, t);
+        const r = await this.write(() => this.core.provider.recordRecv(id, { stepId, name: 'cairn.recv', startedAt, completedAt: Date.now() }, t));
         if (r.kind !== 'empty') return r;
         // Woken without a message: maybe the workflow was cancelled from another process.
         if (attempt > 0) {
@@ -139,7 +144,7 @@ export class WorkflowContext implements Context {
     if (got !== undefined) return this.settleMiss<T | null>(stepId, 'cairn.recv', got);
     // Timed out: the null is recorded too, so a replay returns it without waiting.
     const step: StepRow = { stepId, name: 'cairn.recv', output: serialize(null, 'recv'), error: null, childId: null, attempts: 1, startedAt, completedAt: Date.now() };
-    const outcome = await this.core.provider.recordStep(id, step);
+    const outcome = await this.write(() => this.core.provider.recordStep(id, step));
     if (outcome.kind !== 'recorded') return this.settleMiss<T | null>(stepId, 'cairn.recv', outcome);
     await this.progressed();
     return null;
@@ -210,9 +215,9 @@ export class WorkflowContext implements Context {
     const startedAt = Date.now();
     // The child's id is fixed by the parent's counter, so a crash between these two writes is
     // harmless: the replay finds the child already stored and records the step.
-    await this.core.startChild({ parentId: this.workflowId, name: workflow.name, input: text, childId, timeoutMs });
+    await this.write(() => this.core.startChild({ parentId: this.workflowId, name: workflow.name, input: text, childId, timeoutMs }));
     const step: StepRow = { stepId, name, output: serialize(childId, 'child id'), error: null, childId, attempts: 1, startedAt, completedAt: Date.now() };
-    const outcome = await this.core.provider.recordStep(this.workflowId, step);
+    const outcome = await this.write(() => this.core.provider.recordStep(this.workflowId, step));
     if (outcome.kind === 'recorded') {
       await this.progressed();
       return this.core.handle<O>(childId);
@@ -236,7 +241,25 @@ export class WorkflowContext implements Context {
     return ++this.counter;
   }
 
+  /**
+   * Writes progress, riding out passing database failures. If the database keeps failing, the
+   * execution is interrupted: its signal aborts and every later Context call throws, so the
+   * workflow cannot carry on past a step it could not record.
+   */
+  private async write<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.interrupted) throw this.interrupted;
+    try {
+      return await persist(fn, `writing a checkpoint of workflow '${this.workflowId}'`, this.core.logger, () => this.core.closed);
+    } catch (err) {
+      if (err instanceof CairnError || this.core.closed) throw err;
+      this.interrupted ??= new ExecutionInterruptedError(this.workflowId, err);
+      if (!this.controller.signal.aborted) this.controller.abort(this.interrupted);
+      throw this.interrupted;
+    }
+  }
+
   private assertRunnable(name: string): void {
+    if (this.interrupted) throw this.interrupted;
     if (this.signal.aborted) throw this.signal.reason;
     if (this.core.closed) throw new EngineClosedError(`step '${name}' of workflow '${this.workflowId}' was not started`);
   }
@@ -269,12 +292,13 @@ export class WorkflowContext implements Context {
       error = serializeError(result.error);
     }
     const step: StepRow = { stepId, name, output, error, childId: null, attempts: result.attempts, startedAt, completedAt: Date.now() };
-    let outcome = await (write && error === null ? write(step) : this.core.provider.recordStep(this.workflowId, step));
+    let outcome = await this.write(() => (write && error === null ? write(step) : this.core.provider.recordStep(this.workflowId, step)));
     if (outcome.kind === 'no-destination') {
       // The failure is this call's outcome: recorded, so a replay fails the same way even if the
       // destination exists by then.
-      error = serializeError(new WorkflowNotFoundError(destinationId ?? ''));
-      outcome = await this.core.provider.recordStep(this.workflowId, { ...step, output: null, error });
+      const failure = serializeError(new WorkflowNotFoundError(destinationId ?? ''));
+      error = failure;
+      outcome = await this.write(() => this.core.provider.recordStep(this.workflowId, { ...step, output: null, error: failure }));
     }
     if (outcome.kind !== 'recorded') return this.settleMiss<T>(stepId, name, outcome);
     await this.progressed();
@@ -298,7 +322,7 @@ export class WorkflowContext implements Context {
   private async progressed(): Promise<void> {
     if (this.recoveriesWithoutProgress === 0) return;
     this.recoveriesWithoutProgress = 0;
-    await this.core.provider.resetRecoveryAttempts(this.workflowId);
+    await this.write(() => this.core.provider.resetRecoveryAttempts(this.workflowId));
   }
 
   /** Returns (or rethrows) a recorded checkpoint, after checking it belongs to this call. */

@@ -56,6 +56,7 @@ export class Engine extends Client {
   private launched = false;
   private readonly core: EngineCore;
   private closed = false;
+  private readonly pendingRetries = new Set<NodeJS.Timeout>();
   private readonly declaredSchedules = new Map<string, ScheduleRow>();
   private readonly scheduler: Scheduler;
   /** Schedules stored in the database, managed at run time. */
@@ -196,7 +197,7 @@ export class Engine extends Client {
       logger: this.logger,
       register: (q) => this.provider.upsertQueue(q, Date.now()),
       claim: (q, slots) =>
-        this.provider.claimQueued({ queue: q, executorId: this.executorId, appVersion: this.appVersion, names: this.registry.names(), slots, now: Date.now() }),
+        this.provider.claimQueued({ queue: q, executorId: this.executorId, appVersion: this.appVersion, names: this.registry.names(), slots }),
       run: (row) => this.runClaimed(row),
       running: (q) => this.runningByQueue.get(q) ?? 0,
     });
@@ -280,7 +281,7 @@ export class Engine extends Client {
   }
 
   /** Runs an execution in this process and keeps count of it. */
-  private execute(spec: ExecutionSpec, queue: string | null): void {
+  private execute(spec: ExecutionSpec, queue: string | null, retries = 0): void {
     const execution = new Execution(this.core, spec);
     this.running.set(spec.id, execution);
     if (queue !== null) this.runningByQueue.set(queue, (this.runningByQueue.get(queue) ?? 0) + 1);
@@ -291,10 +292,52 @@ export class Engine extends Client {
         this.waits.notify(`q:${queue}`);
       }
     };
-    void execution.done.then(done, (err: unknown) => {
-      done();
-      this.logger.error({ err, workflowId: spec.id }, 'workflow execution failed unexpectedly');
-    });
+    void execution.done.then(
+      (outcome) => {
+        done();
+        if (outcome.kind === 'abandoned' && outcome.retry) this.runAgainLater(spec.id, retries + 1);
+      },
+      (err: unknown) => {
+        done();
+        this.logger.error({ err, workflowId: spec.id }, 'workflow execution failed unexpectedly');
+      },
+    );
+  }
+
+  /**
+   * An execution stopped because the database kept failing: once it answers again, run the
+   * workflow from its checkpoints here, as recovery would after a restart.
+   */
+  private runAgainLater(id: string, retries: number): void {
+    if (this.closing) return;
+    const delay = Math.min(30_000, 500 * 2 ** Math.min(retries, 6));
+    this.logger.warn({ workflowId: id, delayMs: delay }, 'workflow interrupted by database errors; running it again later');
+    const timer = setTimeout(() => {
+      this.pendingRetries.delete(timer);
+      void this.rerun(id, retries);
+    }, delay);
+    this.pendingRetries.add(timer);
+  }
+
+  private async rerun(id: string, retries: number): Promise<void> {
+    if (this.closing || this.running.has(id)) return;
+    try {
+      const row = await this.provider.getWorkflow(id);
+      if (row?.status !== 'PENDING' || row.executorId !== this.executorId || this.running.has(id)) return;
+      const reg = this.registry.get(row.name);
+      if (!reg) return;
+      const replay = await this.provider.listSteps(id);
+      if (this.closing || this.running.has(id)) return;
+      this.execute(
+        { id, name: row.name, fn: reg.fn, input: toWorkflowInfo(row).input, deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts, replay },
+        row.queue,
+        retries,
+      );
+    } catch (err) {
+      if (this.closing) return;
+      this.logger.warn({ err, workflowId: id }, 'could not run an interrupted workflow again yet');
+      this.runAgainLater(id, retries + 1);
+    }
   }
 
   /**
@@ -473,6 +516,8 @@ export class Engine extends Client {
   }
 
   private async shutDown(timeoutMs: number): Promise<void> {
+    for (const timer of this.pendingRetries) clearTimeout(timer);
+    this.pendingRetries.clear();
     await this.scheduler.stop();
     await Promise.all(this.dispatchers.map((d) => d.stop()));
     const inFlight = [...this.running.values()].map((e) => e.done);

@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   EngineClosedError: 'ENGINE_CLOSED',
   ExecutionSupersededError: 'EXECUTION_SUPERSEDED',
   StepTimeoutError: 'STEP_TIMEOUT',
+  ExecutionInterruptedError: 'EXECUTION_INTERRUPTED',
 } as const;
 
 export type CairnErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -214,5 +215,22 @@ export class StepTimeoutError extends CairnError {
     readonly timeoutMs: number,
   ) {
     super(ERROR_CODES.StepTimeoutError, `an attempt of step '${stepName}' ran longer than its timeout of ${timeoutMs} ms`, { retryable: true });
+  }
+}
+
+/**
+ * The database kept failing while an execution wrote its progress, so the execution stopped where
+ * it was. The workflow stays PENDING with the checkpoints it has; the engine runs it again later.
+ */
+export class ExecutionInterruptedError extends CairnError {
+  constructor(
+    readonly workflowId: string,
+    cause: unknown,
+  ) {
+    super(
+      ERROR_CODES.ExecutionInterruptedError,
+      `workflow '${workflowId}' stopped because its progress could not be written (${(cause as Error)?.message ?? String(cause)}); it stays PENDING and runs again from its checkpoints`,
+      { cause, retryable: true },
+    );
   }
 }

@@ -3,6 +3,7 @@ import type { WorkflowFunction } from '../types.js';
 import { WorkflowContext } from './context.js';
 import type { EngineCore } from './core.js';
 import { EngineClosedError, WorkflowTimeoutError } from './errors.js';
+import { persist } from './persist.js';
 import { deserializeError, roundTrip, serializeError } from './serialization.js';
 import { runOutsideStep } from './step-scope.js';
 import { callAt } from './timers.js';
@@ -12,7 +13,7 @@ export type Outcome =
   | { kind: 'ended'; status: 'SUCCESS'; value: unknown }
   | { kind: 'ended'; status: 'ERROR'; error: unknown }
   | { kind: 'stored'; row: WorkflowRow }
-  | { kind: 'abandoned'; reason: unknown };
+  | { kind: 'abandoned'; reason: unknown; retry?: boolean };
 
 export interface ExecutionSpec {
   id: string;
@@ -82,18 +83,27 @@ export class Execution {
       status = 'SUCCESS';
     } catch (err) {
       if (this.core.closed || err instanceof EngineClosedError) return { kind: 'abandoned', reason: err };
+      if (ctx.interrupted) return { kind: 'abandoned', reason: ctx.interrupted, retry: true };
       status = 'ERROR';
       error = serializeError(err);
       value = deserializeError(error);
     }
     if (this.core.closed) return { kind: 'abandoned', reason: new EngineClosedError(`workflow '${spec.id}' was abandoned`) };
+    if (ctx.interrupted) return { kind: 'abandoned', reason: ctx.interrupted, retry: true };
     try {
-      const stored = await this.core.provider.completeWorkflow(spec.id, status, output, error, Date.now());
+      const completedAt = Date.now();
+      const stored = await persist(
+        () => this.core.provider.completeWorkflow(spec.id, status, output, error, completedAt),
+        `recording the end of workflow '${spec.id}'`,
+        this.core.logger,
+        () => this.core.closed,
+      );
       if (stored) return { kind: 'stored', row: stored };
       if (stored === undefined) return { kind: 'abandoned', reason: new Error(`workflow '${spec.id}' disappeared`) };
     } catch (err) {
-      if (!this.core.closed) this.core.logger.error({ err, workflowId: spec.id }, 'could not record the end of a workflow; it stays PENDING for recovery');
-      return { kind: 'abandoned', reason: err };
+      if (this.core.closed) return { kind: 'abandoned', reason: err };
+      this.core.logger.error({ err, workflowId: spec.id }, 'could not record the end of a workflow; it stays PENDING and runs again');
+      return { kind: 'abandoned', reason: err, retry: true };
     }
     return status === 'SUCCESS' ? { kind: 'ended', status, value } : { kind: 'ended', status, error: value };
   }

@@ -27,15 +27,7 @@ export class Waits {
     check: (attempt: number) => Promise<T | undefined>,
     options: { deadline?: number; signal?: AbortSignal } = {},
   ): Promise<T | undefined> {
-    if (!this.subscription) {
-      const subscribing = this.provider.subscribe((key) => this.notify(key));
-      this.subscription = subscribing;
-      // A failed connection is tried again by the next wait instead of failing every wait after it.
-      subscribing.catch(() => {
-        if (this.subscription === subscribing) this.subscription = undefined;
-      });
-    }
-    await this.subscription;
+    await this.ready();
     for (let attempt = 0; ; attempt++) {
       let woken = false;
       let wake!: () => void;
@@ -56,6 +48,28 @@ export class Waits {
         for (const key of keys) this.remove(key, wake);
       }
     }
+  }
+
+  /** Resolves once notifications are being received (connecting on first use). */
+  async ready(): Promise<void> {
+    if (!this.subscription) {
+      const subscribing = this.provider.subscribe((key) => this.notify(key));
+      this.subscription = subscribing;
+      // A failed connection is tried again by the next wait instead of failing every wait after it.
+      subscribing.catch(() => {
+        if (this.subscription === subscribing) this.subscription = undefined;
+      });
+    }
+    await this.subscription;
+  }
+
+  /**
+   * Calls `fn` on every notification of `key` until the returned function is called. For loops that
+   * live as long as the engine: a notification that comes while they are busy is not lost.
+   */
+  listen(key: string, fn: () => void): () => void {
+    this.add(key, fn);
+    return () => this.remove(key, fn);
   }
 
   async close(): Promise<void> {
@@ -87,7 +101,7 @@ export class Waits {
   }
 
   /** Resolves on wake-up or after `ms`; rejects when either signal aborts. */
-  private pause(wakeUp: Promise<void>, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  pause(wakeUp: Promise<void>, ms: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const signals = signal ? [signal, this.closeSignal] : [this.closeSignal];
       const aborted = signals.find((s) => s.aborted);

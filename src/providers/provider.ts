@@ -72,7 +72,6 @@ export interface ClaimRequest {
   names: string[];
   /** Most workflows to claim now (this process's free slots). */
   slots: number;
-  now: number;
 }
 
 export interface ClaimResult {
@@ -228,6 +227,7 @@ export interface Provider {
    * In one transaction, serialized with other claims on the same queue: makes due DELAYED workflows
    * ENQUEUED, then moves the next runnable ones to PENDING under this executor, within the queue's
    * global concurrency and rate limit (per partition key when partitioned), in (priority, enqueue) order.
+   * The time it stamps and counts the rate window from is read once the queue's lock is held.
    */
   claimQueued(request: ClaimRequest): Promise<ClaimResult>;
   /**

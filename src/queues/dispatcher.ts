@@ -20,11 +20,15 @@ const BATCH = 100;
 /**
  * Runs one queue in this process: claims what the limits allow, then sleeps until something may
  * have changed — a workflow enqueued or finished (`q:<queue>`), the next DELAYED workflow due or
- * rate-limit slot freed, or the fallback poll. No transaction stays open while work runs.
+ * rate-limit slot freed, or the fallback poll. It listens for the queue's wake-ups for its whole
+ * life, so one that arrives during a claim is not lost. No transaction stays open while work runs.
  */
 export class Dispatcher {
   private readonly stopper = new AbortController();
   private loop: Promise<void> | undefined;
+  /** A wake-up arrived since the last claim began. */
+  private pending = false;
+  private wake: (() => void) | undefined;
 
   constructor(
     readonly queue: QueueDefinition,
@@ -41,14 +45,28 @@ export class Dispatcher {
   }
 
   private async run(): Promise<void> {
+    const stopListening = this.host.waits.listen(`q:${this.queue.name}`, () => {
+      this.pending = true;
+      this.wake?.();
+    });
+    try {
+      await this.dispatch();
+    } finally {
+      stopListening();
+    }
+  }
+
+  private async dispatch(): Promise<void> {
     const { queue, host } = this;
     let failures = 0;
     let registered = false;
     while (!this.stopper.signal.aborted) {
+      this.pending = false;
       let nextAt: number | null = null;
       let more = false;
       try {
         if (!registered) {
+          await host.waits.ready();
           await host.register(queue);
           registered = true;
         }
@@ -67,14 +85,15 @@ export class Dispatcher {
         host.logger.error({ err, queue: queue.name }, 'queue dispatch failed; retrying');
         nextAt = Date.now() + Math.min(30_000, 100 * 2 ** failures);
       }
-      if (more) continue;
+      if (more || this.pending) continue;
+      const wokenUp = new Promise<void>((resolve) => (this.wake = resolve));
+      const ms = Math.min(host.waits.pollMs, nextAt === null ? Number.POSITIVE_INFINITY : nextAt - Date.now());
       try {
-        await host.waits.until([`q:${queue.name}`], async (attempt) => (attempt > 0 ? true : undefined), {
-          ...(nextAt !== null && { deadline: nextAt }),
-          signal: this.stopper.signal,
-        });
+        await host.waits.pause(wokenUp, ms, this.stopper.signal);
       } catch {
         return;
+      } finally {
+        this.wake = undefined;
       }
     }
   }

@@ -138,14 +138,17 @@ export class PostgresProvider implements Provider {
   }
 
   async claimQueued(r: ClaimRequest): Promise<ClaimResult> {
-    const { concurrency, rateLimit, windowStart } = claimLimits(r.queue, r.now);
     const claim = r.queue.partitioned ? this.sql.claimPartitioned : this.sql.claim;
     return this.transaction(async (q) => {
       await q(this.sql.lockQueue, [`cairn:${this.schema}:queue:${r.queue.name}`]);
-      await q(this.sql.promoteDelayed, [r.queue.name, r.now]);
+      await q(this.sql.promoteDelayed, [r.queue.name, Date.now()]);
+      // Read once the queue's lock is held and the table could be written: a claim that waited
+      // must not stamp or count from the time before it waited.
+      const now = Date.now();
+      const { concurrency, rateLimit, windowStart } = claimLimits(r.queue, now);
       const claimed =
         r.slots > 0
-          ? (await q(claim, [r.queue.name, windowStart, r.names, concurrency, rateLimit, r.slots, r.executorId, r.appVersion, r.now])).rows
+          ? (await q(claim, [r.queue.name, windowStart, r.names, concurrency, rateLimit, r.slots, r.executorId, r.appVersion, now])).rows
           : [];
       const next = (await q(this.sql.nextQueueTime, [r.queue.name, windowStart])).rows[0] as { delayed_at: string | null; oldest_start: string | null };
       return { claimed: claimed.map((row) => toWorkflowRow(row as Record<string, unknown>)), nextAt: nextQueueTime(r.queue, next) };

@@ -152,15 +152,17 @@ export class SqliteProvider implements Provider {
   }
 
   async claimQueued(r: ClaimRequest): Promise<ClaimResult> {
-    const { concurrency, rateLimit, windowStart } = claimLimits(r.queue, r.now);
     const queue = r.queue.name;
     const claim = this.db.transaction((): ClaimResult => {
-      this.stmt(sqliteStatements.promoteDelayed).run({ queue, now: r.now });
+      // Read inside the IMMEDIATE transaction, once the write lock is held.
+      const now = Date.now();
+      const { concurrency, rateLimit, windowStart } = claimLimits(r.queue, now);
+      this.stmt(sqliteStatements.promoteDelayed).run({ queue, now });
       const claimed =
         r.slots > 0
           ? (this.stmt(r.queue.partitioned ? sqliteStatements.claimPartitioned : sqliteStatements.claim).all({
               queue, names: JSON.stringify(r.names), slots: r.slots, concurrency, rateLimit, windowStart,
-              executorId: r.executorId, appVersion: r.appVersion, now: r.now,
+              executorId: r.executorId, appVersion: r.appVersion, now,
             }) as Raw[])
           : [];
       const next = this.stmt(sqliteStatements.nextQueueTime).get({ queue, windowStart }) as { delayed_at: unknown; oldest_start: unknown };

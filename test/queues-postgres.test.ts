@@ -1,0 +1,4 @@
+import { defineQueueSuite } from './queues.js';
+import { postgresTarget } from './helpers/targets.js';
+
+defineQueueSuite(await postgresTarget('queues'));

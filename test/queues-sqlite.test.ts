@@ -1,0 +1,4 @@
+import { defineQueueSuite } from './queues.js';
+import { sqliteTarget } from './helpers/targets.js';
+
+defineQueueSuite(sqliteTarget());
