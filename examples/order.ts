@@ -98,7 +98,7 @@ async function recoveringWorker(): Promise<void> {
   for (const handle of handles) {
     const result = await handle.result();
     const info = await handle.status();
-    console.log(`     ${handle.id}: ${info.status} after ${info.recoveryAttempts} recovery, result ${JSON.stringify(result)}`);
+    console.log(`     ${handle.id}: ${info.status} in the second process, result ${JSON.stringify(result)}`);
   }
   await engine.close();
   side.close();
