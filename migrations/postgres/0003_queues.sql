@@ -29,12 +29,14 @@ CREATE TABLE queues (
 );
 
 -- Queue wake-ups: a workflow entering a queue, or a queued workflow leaving PENDING (a slot freed).
+-- Workflow wake-ups only when a workflow ends: nothing waits for the other transitions, and a
+-- transaction that notifies commits in line with every other one that does.
 CREATE OR REPLACE FUNCTION notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   channel text := 'cairn_' || TG_TABLE_SCHEMA;
 BEGIN
   IF TG_TABLE_NAME = 'workflows' THEN
-    IF TG_OP = 'UPDATE' THEN
+    IF TG_OP = 'UPDATE' AND NEW.status IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED') THEN
       PERFORM pg_notify(channel, 'w:' || NEW.id);
     END IF;
     IF NEW.queue IS NOT NULL AND (NEW.status IN ('ENQUEUED', 'DELAYED') OR (TG_OP = 'UPDATE' AND OLD.status = 'PENDING')) THEN

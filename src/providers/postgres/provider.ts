@@ -55,6 +55,7 @@ export interface PostgresProviderOptions {
 }
 
 type StepWrite = { workflowId: string; step: StepRow };
+type EndWrite = { id: string; status: 'SUCCESS' | 'ERROR'; output: string | null; error: string | null; completedAt: number };
 
 type Query = { name?: string; text: string };
 
@@ -75,6 +76,7 @@ export class PostgresProvider implements Provider {
   private readonly observe: StatementObserver | undefined;
   private readonly listener: PostgresListener;
   private readonly steps: Batcher<StepWrite, CheckpointOutcome> | undefined;
+  private readonly ends: Batcher<EndWrite, WorkflowRow | undefined | null> | undefined;
 
   constructor(options: PostgresProviderOptions) {
     this.schema = assertSchemaName(options.schema ?? 'cairn');
@@ -89,6 +91,7 @@ export class PostgresProvider implements Provider {
     if (group !== false) {
       const lanes = typeof group === 'object' && group.lanes !== undefined ? group.lanes : 1;
       this.steps = new Batcher((writes) => this.writeSteps(writes), lanes, 500);
+      this.ends = new Batcher((writes) => this.writeEnds(writes), lanes, 500);
     }
   }
 
@@ -201,8 +204,23 @@ export class PostgresProvider implements Provider {
     error: string | null,
     completedAt: number,
   ): Promise<WorkflowRow | undefined | null> {
-    const res = await this.query(this.sql.completeWorkflow, [id, status, output, error, completedAt]);
-    return res.rowCount === 1 ? null : this.getWorkflow(id);
+    const end = { id, status, output, error, completedAt };
+    return this.ends ? this.ends.submit(end) : this.writeEnd(end);
+  }
+
+  private async writeEnd(e: EndWrite): Promise<WorkflowRow | undefined | null> {
+    const res = await this.query(this.sql.completeWorkflow, [e.id, e.status, e.output, e.error, e.completedAt]);
+    return res.rowCount === 1 ? null : this.getWorkflow(e.id);
+  }
+
+  /** One statement for a batch of workflow ends; a lone one takes the single-row statement. */
+  private async writeEnds(ends: EndWrite[]): Promise<Array<WorkflowRow | undefined | null>> {
+    if (ends.length === 1) return [await this.writeEnd(ends[0]!)];
+    const res = await this.query(this.sql.completeWorkflows, [
+      ends.map((e) => e.id), ends.map((e) => e.status), ends.map((e) => e.output), ends.map((e) => e.error), ends.map((e) => e.completedAt),
+    ]);
+    const ended = new Set(res.rows.map((r) => (r as { id: string }).id));
+    return Promise.all(ends.map(async (e) => (ended.has(e.id) ? null : this.getWorkflow(e.id))));
   }
 
   async cancelWorkflow(id: string, error: string, now: number): Promise<CancelResult> {

@@ -106,6 +106,14 @@ export function postgresStatements(schema: string) {
       `UPDATE ${s}.workflows SET status = $2, output = $3, error = $4, completed_at = $5, updated_at = $5
        WHERE id = $1 AND status = 'PENDING'`,
     ),
+    // Group commit of workflow ends: each row still only ends a workflow that is PENDING.
+    completeWorkflows: named(
+      'complete_workflows',
+      `UPDATE ${s}.workflows w SET status = i.status, output = i.output, error = i.error, completed_at = i.completed_at, updated_at = i.completed_at
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS i(id, status, output, error, completed_at)
+       WHERE w.id = i.id AND w.status = 'PENDING'
+       RETURNING w.id`,
+    ),
     // The checkpoint: one statement that also checks the workflow is still PENDING (cancellation)
     // and that no other execution holds this counter (conflict).
     recordStep: named(

@@ -48,6 +48,7 @@ export interface SqliteProviderOptions {
 const SYNCHRONOUS: readonly SqliteSynchronous[] = ['OFF', 'NORMAL', 'FULL', 'EXTRA'];
 
 type Raw = Record<string, unknown>;
+type EndWrite = { id: string; status: 'SUCCESS' | 'ERROR'; output: string | null; error: string | null; completedAt: number };
 
 /**
  * Cairn on an SQLite file through better-sqlite3, in WAL mode. Statements run synchronously, so
@@ -65,6 +66,7 @@ export class SqliteProvider implements Provider {
   private readonly prepared = new Map<string, Database.Statement>();
   private readonly bus: SqliteBus;
   private readonly steps: Batcher<{ workflowId: string; step: StepRow }, CheckpointOutcome> | undefined;
+  private readonly ends: Batcher<EndWrite, WorkflowRow | undefined | null> | undefined;
 
   constructor(options: SqliteProviderOptions) {
     const synchronous = options.synchronous ?? 'FULL';
@@ -85,7 +87,40 @@ export class SqliteProvider implements Provider {
     this.db.pragma(`synchronous = ${synchronous}`);
     this.observe = options.onStatement;
     this.bus = SqliteBus.for(options.path);
-    if (options.groupCommit !== false) this.steps = new Batcher((writes) => this.writeSteps(writes), 1, 1_000, true);
+    if (options.groupCommit !== false) {
+      this.steps = new Batcher((writes) => this.writeSteps(writes), 1, 1_000, true);
+      this.ends = new Batcher((writes) => this.writeEnds(writes), 1, 1_000, true);
+    }
+  }
+
+  /** Workflow ends that arrive together share one transaction, like checkpoints. */
+  private async writeEnds(ends: EndWrite[]): Promise<Array<WorkflowRow | undefined | null>> {
+    let queues: Array<string | null | undefined>;
+    if (ends.length === 1) {
+      queues = [this.endRow(ends[0]!)];
+    } else {
+      this.observe?.('BEGIN IMMEDIATE');
+      queues = this.db.transaction(() => ends.map((e) => this.endRow(e))).immediate();
+      this.observe?.('COMMIT');
+    }
+    return ends.map((e, i) => {
+      const queue = queues[i];
+      if (queue === undefined) return this.getWorkflowRow(e.id);
+      this.bus.emit(`w:${e.id}`);
+      if (queue !== null) this.bus.emit(`q:${queue}`);
+      return null;
+    });
+  }
+
+  /** Ends one PENDING workflow; its queue (or null) when it did, undefined when it was not PENDING. */
+  private endRow(e: EndWrite): string | null | undefined {
+    const ended = this.stmt(sqliteStatements.completeWorkflow).get(e.status, e.output, e.error, e.completedAt, e.completedAt, e.id) as { queue: string | null } | undefined;
+    return ended === undefined ? undefined : ended.queue;
+  }
+
+  private getWorkflowRow(id: string): WorkflowRow | undefined {
+    const row = this.stmt(sqliteStatements.getWorkflow).get(id) as Raw | undefined;
+    return row ? toWorkflowRow(row) : undefined;
   }
 
   /** One IMMEDIATE transaction (one fsync) for all the checkpoints of a batch. */
@@ -131,8 +166,8 @@ export class SqliteProvider implements Provider {
 
   /** Off the happy path: what kept a workflow from being inserted. */
   private explainConflict(w: NewWorkflow): InsertConflict {
-    const byId = this.stmt(sqliteStatements.getWorkflow).get(w.id) as Raw | undefined;
-    if (byId) return { reason: 'id', row: toWorkflowRow(byId) };
+    const byId = this.getWorkflowRow(w.id);
+    if (byId) return { reason: 'id', row: byId };
     if (w.queue && w.dedupId) {
       const holder = this.stmt(sqliteStatements.getDedupHolder).get(w.queue, w.dedupId) as Raw | undefined;
       if (holder) return { reason: 'dedup', row: toWorkflowRow(holder) };
@@ -182,8 +217,7 @@ export class SqliteProvider implements Provider {
   }
 
   async getWorkflow(id: string): Promise<WorkflowRow | undefined> {
-    const row = this.stmt(sqliteStatements.getWorkflow).get(id) as Raw | undefined;
-    return row ? toWorkflowRow(row) : undefined;
+    return this.getWorkflowRow(id);
   }
 
   async listWorkflows(filter: ListFilter): Promise<WorkflowRow[]> {
@@ -204,11 +238,9 @@ export class SqliteProvider implements Provider {
     error: string | null,
     completedAt: number,
   ): Promise<WorkflowRow | undefined | null> {
-    const ended = this.stmt(sqliteStatements.completeWorkflow).get(status, output, error, completedAt, completedAt, id) as { queue: string | null } | undefined;
-    if (!ended) return this.getWorkflow(id);
-    this.bus.emit(`w:${id}`);
-    if (ended.queue !== null) this.bus.emit(`q:${ended.queue}`);
-    return null;
+    const end = { id, status, output, error, completedAt };
+    if (this.ends) return this.ends.submit(end);
+    return (await this.writeEnds([end]))[0];
   }
 
   async cancelWorkflow(id: string, error: string, now: number): Promise<CancelResult> {
