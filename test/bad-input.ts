@@ -6,12 +6,12 @@ import {
   CairnError,
   Engine,
   SerializationError,
-  type CairnErrorCode,
   type Context,
   type EngineOptions,
   type StepRow,
   type WorkflowRow,
 } from '../src/index.js';
+import { cairnError } from './helpers/assertions.js';
 import type { Store, Target } from './helpers/targets.js';
 
 /** Rejects with the abort reason once the signal fires, so closing the engine leaves the workflow PENDING. */
@@ -28,18 +28,6 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   return { promise, resolve };
 }
 
-/** A validator for assert.throws/rejects: a CairnError with this code, a message matching, and these fields. */
-function cairnError(code: CairnErrorCode, message: RegExp, fields: Record<string, unknown> = {}) {
-  return (err: unknown): true => {
-    assert.ok(err instanceof CairnError, `expected a CairnError with code ${code}, got ${String(err)}`);
-    assert.equal(err.code, code, `unexpected code for: ${err.message}`);
-    assert.match(err.message, message);
-    for (const [key, value] of Object.entries(fields)) {
-      assert.deepEqual((err as unknown as Record<string, unknown>)[key], value, `field ${key} of: ${err.message}`);
-    }
-    return true;
-  };
-}
 
 const invalid = (argument: string, message: RegExp) => cairnError('INVALID_ARGUMENT', message, { argument });
 

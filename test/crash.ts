@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { WorkflowNotFoundError, type StepInfo, type WorkflowHandle, type WorkflowStatus } from '../src/index.js';
 import {
   APP_VERSION,
@@ -21,6 +19,7 @@ import {
   type KillSpec,
   type StartMode,
 } from './fixtures/crash-child.js';
+import { connectionsGone } from './helpers/assertions.js';
 import type { Store, Target } from './helpers/targets.js';
 
 /**
@@ -229,26 +228,6 @@ export function defineCrashSuite(target: Target): void {
       });
     }
 
-    /**
-     * A killed client's last statement may still be running in its Postgres backend; wait until
-     * every connection of the child is gone so what we read is final.
-     */
-    async function waitForConnectionsGone(store: Store, applicationName: string): Promise<void> {
-      if (target.kind !== 'postgres') return;
-      const client = new pg.Client({ connectionString: store.database });
-      await client.connect();
-      try {
-        const deadline = Date.now() + 10_000;
-        for (;;) {
-          const res = await client.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
-          if ((res.rows[0] as { n: number }).n === 0) return;
-          assert.ok(Date.now() < deadline, `connections of ${applicationName} still open 10 s after the kill`);
-          await sleep(10);
-        }
-      } finally {
-        await client.end();
-      }
-    }
 
     /** Reads every planned workflow through a freshly opened engine, and the effects log. */
     async function observe(store: Store, effects: Effects, plan: Planned[]): Promise<View> {
@@ -341,7 +320,7 @@ export function defineCrashSuite(target: Target): void {
           assert.equal(res.signal, 'SIGKILL', `child did not die of SIGKILL (exit code ${res.code}): ${report}`);
           assert.doesNotMatch(res.stdout, /^DONE$/m, report);
           if (kill.by === 'parent') assert.match(res.stdout, /^REACHED /m, report);
-          await waitForConnectionsGone(store, applicationName);
+          await connectionsGone(store, applicationName);
 
           const now = await observe(store, effects, plan);
           checkConsistent(plan, now, view, label);

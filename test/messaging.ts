@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import superjson from 'superjson';
-import { CairnError, type CairnErrorCode, type Context, type Engine } from '../src/index.js';
+import type { Context, Engine } from '../src/index.js';
 import {
   APP_VERSION,
   Gates,
@@ -17,6 +17,7 @@ import {
   type MessagingWorkflows,
   type WorkflowName,
 } from './fixtures/messaging-workflows.js';
+import { cairnError, connectionsGone } from './helpers/assertions.js';
 import type { Store, Target } from './helpers/targets.js';
 
 /**
@@ -264,20 +265,6 @@ async function eventRows(store: Store): Promise<Array<{ workflowId: string; key:
   return rows.map((r) => ({ ...r, value: superjson.parse(r.value) }));
 }
 
-/** A killed client's last statement may still run in its backend: wait until its connections are gone. */
-async function connectionsGone(store: Store, applicationName: string): Promise<void> {
-  if (!store.database.startsWith('postgres')) return;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const [row] = await rawQuery<{ n: number }>(store, {
-      sqlite: '',
-      postgres: `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = '${applicationName}'`,
-    });
-    if (row!.n === 0) return;
-    assert.ok(Date.now() < deadline, `connections of ${applicationName} still open 10 s after the kill`);
-    await sleep(20);
-  }
-}
 
 async function waitFor(cond: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -287,18 +274,6 @@ async function waitFor(cond: () => Promise<boolean> | boolean, what: string, tim
   }
 }
 
-/** A validator for assert.rejects: a CairnError with this code and a message matching. */
-function cairnError(code: CairnErrorCode, message: RegExp, fields: Record<string, unknown> = {}) {
-  return (err: unknown): true => {
-    assert.ok(err instanceof CairnError, `expected a CairnError with code ${code}, got ${String(err)}`);
-    assert.equal(err.code, code, `unexpected code for: ${err.message}`);
-    assert.match(err.message, message);
-    for (const [key, value] of Object.entries(fields)) {
-      assert.deepEqual((err as unknown as Record<string, unknown>)[key], value, `field ${key} of: ${err.message}`);
-    }
-    return true;
-  };
-}
 
 const balls = (count: number, from: string): Ball[] => Array.from({ length: count }, (_, n) => ({ n, from }));
 let appName = 0;

@@ -34,6 +34,7 @@ import {
   type WorkerConfig,
 } from './fixtures/queue-worker.js';
 import { spawnFixture } from './fixtures/spawn.js';
+import { connectionsGone } from './helpers/assertions.js';
 import type { Store, Target } from './helpers/targets.js';
 
 /**
@@ -367,23 +368,6 @@ export function defineQueueSuite(target: Target): void {
       });
     }
 
-    /** A killed worker's last statement may still run in its backend; wait until its connections are gone. */
-    async function connectionsGone(store: Store, pid: number): Promise<void> {
-      if (target.kind !== 'postgres') return;
-      const client = new pg.Client({ connectionString: store.database });
-      await client.connect();
-      try {
-        const deadline = Date.now() + 10_000;
-        for (;;) {
-          const res = await client.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [applicationName(pid)]);
-          if ((res.rows[0] as { n: number }).n === 0) return;
-          assert.ok(Date.now() < deadline, `connections of worker ${pid} still open 10 s after the kill`);
-          await sleep(10);
-        }
-      } finally {
-        await client.end();
-      }
-    }
 
     /**
      * Engines of the single-process tests poll often, so those tests do not hang on when a
@@ -727,7 +711,7 @@ export function defineQueueSuite(target: Target): void {
       const parked = (await victim.next('parked', 120_000)).id!;
       await sleep(15);
       await victim.kill();
-      await connectionsGone(store, victim.pid);
+      await connectionsGone(store, applicationName(victim.pid));
       const killedAt = await ledger.now();
 
       // What the kill left: the victim's PENDING workflows, their checkpoints and effects.
