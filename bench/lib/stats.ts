@@ -38,3 +38,8 @@ export function round(value: number, digits = 3): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/** A latency summary as the JSON rows carry it, in milliseconds. */
+export function latencyData(s: Summary): { p50Ms: number; p90Ms: number; p99Ms: number; maxMs: number; meanMs: number } {
+  return { p50Ms: round(s.p50), p90Ms: round(s.p90), p99Ms: round(s.p99), maxMs: round(s.max), meanMs: round(s.mean) };
+}

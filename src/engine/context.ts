@@ -74,30 +74,30 @@ export class WorkflowContext implements Context {
   async sleep(ms: number): Promise<void> {
     this.enter('sleep');
     assertDuration('sleep duration', ms);
-    const wakeAt = await this.checkpoint('cairn.sleep', async () => ({ ok: true, value: Date.now() + ms, attempts: 1 }));
+    const wakeAt = await this.checkpoint('cairn.sleep', computed(() => Date.now() + ms));
     await waitUntil(wakeAt, this.signal);
   }
 
   async sleepUntil(date: Date): Promise<void> {
     this.enter('sleepUntil');
     const at = assertDate('sleepUntil date', date);
-    const wakeAt = await this.checkpoint('cairn.sleep', async () => ({ ok: true, value: at, attempts: 1 }));
+    const wakeAt = await this.checkpoint('cairn.sleep', computed(() => at));
     await waitUntil(wakeAt, this.signal);
   }
 
   now(): Promise<Date> {
     this.enter('now');
-    return this.checkpoint('cairn.now', async () => ({ ok: true, value: new Date(), attempts: 1 }));
+    return this.checkpoint('cairn.now', computed(() => new Date()));
   }
 
   random(): Promise<number> {
     this.enter('random');
-    return this.checkpoint('cairn.random', async () => ({ ok: true, value: Math.random(), attempts: 1 }));
+    return this.checkpoint('cairn.random', computed(() => Math.random()));
   }
 
   uuid(): Promise<string> {
     this.enter('uuid');
-    return this.checkpoint('cairn.uuid', async () => ({ ok: true, value: randomUUID(), attempts: 1 }));
+    return this.checkpoint('cairn.uuid', computed(() => randomUUID()));
   }
 
   async send(destinationId: string, message: unknown, topic?: string): Promise<void> {
@@ -107,7 +107,7 @@ export class WorkflowContext implements Context {
     const body = serialize(message, `the message to workflow '${destinationId}'`);
     await this.checkpoint(
       'cairn.send',
-      async () => ({ ok: true, value: undefined, attempts: 1 }),
+      computed(() => undefined),
       (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'send', destinationId, topic: t, body }),
       destinationId,
     );
@@ -156,7 +156,7 @@ export class WorkflowContext implements Context {
     const text = serialize(value, `event '${key}' of workflow '${this.workflowId}'`);
     await this.checkpoint(
       'cairn.setEvent',
-      async () => ({ ok: true, value: undefined, attempts: 1 }),
+      computed(() => undefined),
       (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'set-event', key, value: text }),
     );
   }
@@ -182,7 +182,7 @@ export class WorkflowContext implements Context {
     const text = serialize(value, `a value of stream '${key}' of workflow '${this.workflowId}'`);
     await this.checkpoint(
       'cairn.writeStream',
-      async () => ({ ok: true, value: undefined, attempts: 1 }),
+      computed(() => undefined),
       (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'stream', key, value: text, closed: false }),
     );
   }
@@ -192,7 +192,7 @@ export class WorkflowContext implements Context {
     assertName('stream key', key);
     await this.checkpoint(
       'cairn.closeStream',
-      async () => ({ ok: true, value: undefined, attempts: 1 }),
+      computed(() => undefined),
       (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'stream', key, value: null, closed: true }),
     );
   }
@@ -349,6 +349,11 @@ export class WorkflowContext implements Context {
     }
     return new ExecutionSupersededError(this.workflowId, status);
   }
+}
+
+/** A step outcome computed on first execution only (a replay returns the recorded one instead). */
+function computed<T>(make: () => T): () => Promise<StepResult<T>> {
+  return async () => ({ ok: true, value: make(), attempts: 1 });
 }
 
 function topicOf(topic: unknown): string {

@@ -24,7 +24,7 @@ import type { ChildStart, EngineCore } from './core.js';
 import { EngineClosedError, InvalidArgumentError, UnknownWorkflowError, WorkflowCancelledError, WorkflowNotFoundError } from './errors.js';
 import { Execution, type ExecutionSpec, type Outcome } from './execution.js';
 import { Handle } from './handle.js';
-import { resultOf, toWorkflowInfo } from './info.js';
+import { resultOf } from './info.js';
 import { Registry, type Registration } from './registry.js';
 import { deserialize, roundTrip } from './serialization.js';
 import { assertDuration, assertName, assertOptions, assertPositiveInteger } from './validate.js';
@@ -324,15 +324,10 @@ export class Engine extends Client {
     try {
       const row = await this.provider.getWorkflow(id);
       if (row?.status !== 'PENDING' || row.executorId !== this.executorId || this.running.has(id)) return;
-      const reg = this.registry.get(row.name);
-      if (!reg) return;
+      if (!this.registry.get(row.name)) return;
       const replay = await this.provider.listSteps(id);
       if (this.closing || this.running.has(id)) return;
-      this.execute(
-        { id, name: row.name, fn: reg.fn, input: toWorkflowInfo(row).input, deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts, replay },
-        row.queue,
-        retries,
-      );
+      this.resumeExecution(row, replay, retries);
     } catch (err) {
       if (this.closing) return;
       this.logger.warn({ err, workflowId: id }, 'could not run an interrupted workflow again yet');
@@ -378,11 +373,13 @@ export class Engine extends Client {
     return handles;
   }
 
-  private resumeExecution(row: WorkflowRow, replay: StepRow[]): void {
+  /** Runs a stored PENDING workflow here from its checkpoints (recovery, resume, a rerun after interruption). */
+  private resumeExecution(row: WorkflowRow, replay: StepRow[], retries = 0): void {
     const reg = this.registry.get(row.name)!;
     this.execute(
-      { id: row.id, name: row.name, fn: reg.fn, input: toWorkflowInfo(row).input, deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts, replay },
+      { id: row.id, name: row.name, fn: reg.fn, input: deserialize(row.input), deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts, replay },
       row.queue,
+      retries,
     );
   }
 
@@ -454,7 +451,7 @@ export class Engine extends Client {
     const conflict = await this.provider.forkWorkflow(row, id, fromStep);
     if (conflict) return this.onInsertConflict<O>(conflict, source.name, null, null, 'error');
     const replay = steps.filter((s) => s.stepId < fromStep);
-    this.execute({ id: newId, name: source.name, fn: reg.fn, input: toWorkflowInfo(source).input, deadlineAt: null, recoveryAttempts: 0, replay }, null);
+    this.execute({ id: newId, name: source.name, fn: reg.fn, input: deserialize(source.input), deadlineAt: null, recoveryAttempts: 0, replay }, null);
     return new Handle<O>(this, newId);
   }
 

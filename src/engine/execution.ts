@@ -82,12 +82,12 @@ export class Execution {
       ({ text: output, value } = roundTrip(returned, `the output of workflow '${spec.id}'`));
       status = 'SUCCESS';
     } catch (err) {
-      if (this.core.closed || err instanceof EngineClosedError) return { kind: 'abandoned', reason: err };
-      if (ctx.interrupted) return { kind: 'abandoned', reason: ctx.interrupted, retry: true };
+      if (err instanceof EngineClosedError) return { kind: 'abandoned', reason: err };
       status = 'ERROR';
       error = serializeError(err);
       value = deserializeError(error);
     }
+    // Past the close deadline, or after the database kept failing, the outcome is not the workflow's own.
     if (this.core.closed) return { kind: 'abandoned', reason: new EngineClosedError(`workflow '${spec.id}' was abandoned`) };
     if (ctx.interrupted) return { kind: 'abandoned', reason: ctx.interrupted, retry: true };
     try {

@@ -2,7 +2,7 @@ import { InFlight, observeCalls, withEngine } from '../engine.js';
 import { ms, rate } from '../format.js';
 import { closedLoop, mapLimit } from '../load.js';
 import { withPair, withStore, type Row, type Scenario } from '../scenario.js';
-import { round, summarize } from '../stats.js';
+import { latencyData, round, summarize } from '../stats.js';
 
 const QUEUE = 'drain';
 /**
@@ -156,11 +156,7 @@ export const queueDrain: Scenario = {
         status: 'measured',
         data: {
           samples: m.latency.n,
-          p50Ms: round(m.latency.p50),
-          p90Ms: round(m.latency.p90),
-          p99Ms: round(m.latency.p99),
-          maxMs: round(m.latency.max),
-          meanMs: round(m.latency.mean),
+          ...latencyData(m.latency),
           floorInterleaved: { commits: m.floorLatency.n, p50Ms: round(m.floorLatency.p50), p99Ms: round(m.floorLatency.p99) },
           ratioP50ToFloorP50: round(latencyRatio),
           quietMsWithoutClaimBeforeEach: IDLE_MS,

@@ -2,7 +2,7 @@ import { expectResult, trivialSteps, withEngine } from '../engine.js';
 import { ms } from '../format.js';
 import { sequentialPaired } from '../load.js';
 import { withPair, withStore, type Row, type Scenario } from '../scenario.js';
-import { round } from '../stats.js';
+import { latencyData, round } from '../stats.js';
 
 /** Commits a workflow of n steps makes on the happy path: its start, one per step, its completion. */
 const commitsPerWorkflow = (steps: number): number => steps + 2;
@@ -45,10 +45,7 @@ export const sequentialWorkflow: Scenario = {
         data: {
           steps,
           workflows: lat.n,
-          p50Ms: round(lat.p50),
-          p90Ms: round(lat.p90),
-          p99Ms: round(lat.p99),
-          meanMs: round(lat.mean),
+          ...latencyData(lat),
           floorInterleaved: { commits: floor.n, p50Ms: round(floor.p50), p99Ms: round(floor.p99) },
           ratioP50ToFloorP50: round(ratio),
           scenario1FloorP50Ms: scenario1 === undefined ? null : round(scenario1),

@@ -4,7 +4,7 @@ import { observeCalls, withEngine } from '../engine.js';
 import { ms } from '../format.js';
 import type { SequentialBudget } from '../load.js';
 import { withPair, withStore, type Row, type Scenario } from '../scenario.js';
-import { round, summarize, type Summary } from '../stats.js';
+import { latencyData, round, summarize, type Summary } from '../stats.js';
 import type { FloorDriver } from '../targets.js';
 
 /**
@@ -169,11 +169,7 @@ export const wake: Scenario = {
         status: 'measured',
         data: {
           samples: m.latency.n,
-          p50Ms: round(m.latency.p50),
-          p90Ms: round(m.latency.p90),
-          p99Ms: round(m.latency.p99),
-          maxMs: round(m.latency.max),
-          meanMs: round(m.latency.mean),
+          ...latencyData(m.latency),
           floorInterleaved: { commits: m.floor.n, p50Ms: round(m.floor.p50), p99Ms: round(m.floor.p99) },
           ratioP50ToFloorP50: round(ratio),
           pollIntervalMs: POLL_MS,
