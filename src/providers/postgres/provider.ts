@@ -77,6 +77,7 @@ export class PostgresProvider implements Provider {
   private readonly listener: PostgresListener;
   private readonly steps: Batcher<StepWrite, CheckpointOutcome> | undefined;
   private readonly ends: Batcher<EndWrite, WorkflowRow | undefined | null> | undefined;
+  private readonly starts: Batcher<NewWorkflow, InsertConflict | null> | undefined;
 
   constructor(options: PostgresProviderOptions) {
     this.schema = assertSchemaName(options.schema ?? 'cairn');
@@ -92,6 +93,7 @@ export class PostgresProvider implements Provider {
       const lanes = typeof group === 'object' && group.lanes !== undefined ? group.lanes : 1;
       this.steps = new Batcher((writes) => this.writeSteps(writes), lanes, 500);
       this.ends = new Batcher((writes) => this.writeEnds(writes), lanes, 500);
+      this.starts = new Batcher((rows) => this.writeStarts(rows), lanes, 500);
     }
   }
 
@@ -113,9 +115,31 @@ export class PostgresProvider implements Provider {
     return this.listener.subscribe(listener);
   }
 
-  async insertWorkflow(w: NewWorkflow): Promise<InsertConflict | null> {
+  insertWorkflow(w: NewWorkflow): Promise<InsertConflict | null> {
+    return this.starts ? this.starts.submit(w) : this.writeStart(w);
+  }
+
+  private async writeStart(w: NewWorkflow): Promise<InsertConflict | null> {
     const res = await this.query(this.sql.insertWorkflow, insertParams(w));
     return res.rowCount === 1 ? null : this.explainConflict(w);
+  }
+
+  /** One statement for a batch of starts; a lone one takes the single-row statement. */
+  private async writeStarts(rows: NewWorkflow[]): Promise<Array<InsertConflict | null>> {
+    if (rows.length === 1) return [await this.writeStart(rows[0]!)];
+    const res = await this.query(this.sql.insertWorkflows, columnsOf(rows.map(insertParams), 14));
+    const inserted = new Set(res.rows.map((r) => (r as { id: string }).id));
+    // Two rows of one batch may share an id: only the first of them is the one inserted.
+    const claimed = new Set<string>();
+    return Promise.all(
+      rows.map((w) => {
+        if (inserted.has(w.id) && !claimed.has(w.id)) {
+          claimed.add(w.id);
+          return null;
+        }
+        return this.explainConflict(w);
+      }),
+    );
   }
 
   /** Off the happy path: what kept a workflow from being inserted. */
@@ -330,9 +354,7 @@ export class PostgresProvider implements Provider {
   /** One statement for a batch of checkpoints; a lone one takes the single-row statement. */
   private async writeSteps(writes: StepWrite[]): Promise<CheckpointOutcome[]> {
     if (writes.length === 1) return [await this.writeStep(writes[0]!.workflowId, writes[0]!.step)];
-    const columns: unknown[][] = [[], [], [], [], [], [], [], [], []];
-    for (const w of writes) stepParams(w.workflowId, w.step).forEach((v, i) => columns[i]!.push(v));
-    const res = await this.query(this.sql.recordSteps, columns);
+    const res = await this.query(this.sql.recordSteps, columnsOf(writes.map((w) => stepParams(w.workflowId, w.step)), 9));
     const recorded = new Set(res.rows.map((r) => `${(r as { step_id: number }).step_id}:${(r as { workflow_id: string }).workflow_id}`));
     return Promise.all(
       writes.map(async (w): Promise<CheckpointOutcome> =>
@@ -377,6 +399,13 @@ function insertParams(w: NewWorkflow): unknown[] {
     w.id, w.name, w.input, w.queue, w.executorId, w.appVersion, w.parentId, w.deadlineAt, w.createdAt,
     w.status ?? 'PENDING', w.priority ?? 0, w.dedupId ?? null, w.partitionKey ?? null, w.availableAt ?? null,
   ];
+}
+
+/** Turns rows of parameters into one array per column, for statements that unnest them. */
+function columnsOf(rows: unknown[][], width: number): unknown[][] {
+  const columns = Array.from({ length: width }, (): unknown[] => []);
+  for (const row of rows) for (let i = 0; i < width; i++) columns[i]!.push(row[i]);
+  return columns;
 }
 
 function stepParams(workflowId: string, step: StepRow): unknown[] {

@@ -24,6 +24,22 @@ export function postgresStatements(schema: string) {
          CASE WHEN $4::text IS NULL THEN NULL ELSE nextval('${s}.enqueue_seq') END)
        ON CONFLICT DO NOTHING`,
     ),
+    // Group commit of starts: many workflows in one statement; a row whose id (or dedupId) is
+    // taken is skipped, and the caller learns why from the ids returned.
+    insertWorkflows: named(
+      'insert_workflows',
+      `INSERT INTO ${s}.workflows (id, name, status, input, queue, executor_id, app_version, parent_id, deadline_at,
+         created_at, started_at, updated_at, priority, dedup_id, partition_key, available_at, enqueue_seq)
+       SELECT i.id, i.name, i.status, i.input, i.queue, i.executor_id, i.app_version, i.parent_id, i.deadline_at,
+         i.created_at, CASE WHEN i.status = 'PENDING' THEN i.created_at END, i.created_at, i.priority, i.dedup_id,
+         i.partition_key, i.available_at, CASE WHEN i.queue IS NULL THEN NULL ELSE nextval('${s}.enqueue_seq') END
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[],
+         $10::text[], $11::integer[], $12::text[], $13::text[], $14::bigint[])
+         AS i(id, name, input, queue, executor_id, app_version, parent_id, deadline_at, created_at, status, priority, dedup_id,
+           partition_key, available_at)
+       ON CONFLICT DO NOTHING
+       RETURNING id`,
+    ),
     getWorkflow: named('get_workflow', `SELECT ${WORKFLOW_COLUMNS} FROM ${s}.workflows WHERE id = $1`),
     getDedupHolder: named(
       'get_dedup_holder',
