@@ -14,8 +14,11 @@ export interface DispatcherHost {
   running(queue: string): number;
 }
 
-/** Most workflows claimed in one transaction. */
-const BATCH = 100;
+/**
+ * Most workflows claimed in one transaction. Claims are the queue's serial path, so large ones
+ * drain a backlog fastest; `workerConcurrency` bounds what one process takes.
+ */
+const BATCH = 1000;
 
 /**
  * Runs one queue in this process: claims what the limits allow, then sleeps until something may

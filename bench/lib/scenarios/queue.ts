@@ -16,7 +16,7 @@ const IDLE_MS = 5;
  * 4. Queue drain. N trivial workflows (no steps: the body returns its input) are enqueued with
  * `workflow.start(i, { queue })` on a queue with no limits before `engine.launch()`; the clock runs
  * from `launch()` until the last completion has committed. Each drained workflow costs a share of a
- * claim transaction (up to 100 claimed per transaction) and one completion commit of its own, so
+ * claim transaction (up to 1,000 claimed per transaction) and one completion commit of its own, so
  * the floor is the same driver's insert commits/s at C = the pool size, on the same pool, timed
  * just before and just after the drain.
  *
