@@ -47,8 +47,8 @@ interface Budget {
 }
 
 const FULL: Budget = {
-  sequentialSamples: 200,
-  sequentialWarmup: 20,
+  sequentialSamples: 400,
+  sequentialWarmup: 100,
   sequentialBlocks: 4,
   inFlight: 64,
   tenStepPool: 32,
