@@ -239,7 +239,7 @@ export class SqliteProvider implements Provider {
     completedAt: number,
   ): Promise<WorkflowRow | undefined | null> {
     const end = { id, status, output, error, completedAt };
-    if (this.ends) return this.ends.submit(end);
+    if (this.ends) return this.ends.submit(end, id);
     return (await this.writeEnds([end]))[0];
   }
 
@@ -359,7 +359,7 @@ export class SqliteProvider implements Provider {
   }
 
   async recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
-    if (this.steps) return this.steps.submit({ workflowId, step });
+    if (this.steps) return this.steps.submit({ workflowId, step }, workflowId);
     return this.insertStep(workflowId, step) === 1 ? { kind: 'recorded' } : this.explainMiss(workflowId, step.stepId);
   }
 
