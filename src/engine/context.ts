@@ -128,36 +128,34 @@ export class WorkflowContext implements Context {
   }
 
   recv<T = unknown>(topic?: string, timeoutMs: number = DEFAULT_WAIT_MS): Promise<T | null> {
-    try {
+    // Not an async function: a parked recv is this promise and its wait, with no suspended frame.
+    return new Promise<T | null>((resolve, reject) => {
       this.enter('recv');
       const t = topicOf(topic);
       assertDuration('recv timeoutMs', timeoutMs);
       const stepId = this.next();
       const recorded = this.replay?.get(stepId);
-      if (recorded) return Promise.resolve(this.adopt<T | null>(stepId, 'cairn.recv', recorded));
+      if (recorded) return resolve(this.adopt<T | null>(stepId, 'cairn.recv', recorded));
       this.assertRunnable('cairn.recv');
       const startedAt = Date.now();
       const id = this.workflowId;
-      // Not an async function: a parked recv is its wait and one reaction, with no suspended frame.
-      return this.core.waits
-        .until(
-          [`m:${id}`, `w:${id}`],
-          async (attempt) => {
-            const r = await this.write(() => this.core.provider.recordRecv(id, { stepId, name: 'cairn.recv', startedAt, completedAt: Date.now() }, t));
-            if (r.kind !== 'empty') return r;
-            // Woken without a message: maybe the workflow was cancelled from another process.
-            if (attempt > 0) {
-              const row = await this.core.provider.getWorkflow(id);
-              if (row?.status !== 'PENDING') return { kind: 'not-pending' as const, status: row?.status };
-            }
-            return undefined;
-          },
-          { deadline: startedAt + timeoutMs, signal: this.cancellation },
-        )
-        .then((got) => this.received<T>(got, stepId, startedAt));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+      this.core.waits.wait<RecvOutcome>(
+        [`m:${id}`, `w:${id}`],
+        async (attempt) => {
+          const r = await this.write(() => this.core.provider.recordRecv(id, { stepId, name: 'cairn.recv', startedAt, completedAt: Date.now() }, t));
+          if (r.kind !== 'empty') return r;
+          // Woken without a message: maybe the workflow was cancelled from another process.
+          if (attempt > 0) {
+            const row = await this.core.provider.getWorkflow(id);
+            if (row?.status !== 'PENDING') return { kind: 'not-pending' as const, status: row?.status };
+          }
+          return undefined;
+        },
+        { deadline: startedAt + timeoutMs, signal: this.cancellation },
+        (got) => resolve(this.received<T>(got, stepId, startedAt)),
+        reject,
+      );
+    });
   }
 
   /** The end of a recv: the message, or the recorded null of its timeout, or why it stopped. */

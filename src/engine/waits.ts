@@ -1,6 +1,13 @@
 import type { Provider } from '../providers/provider.js';
 import { Timed, timers, type CancelWatcher, type Cancellation } from './timers.js';
 
+export interface WaitOptions {
+  /** Epoch ms past which the wait ends with undefined. */
+  deadline?: number;
+  /** Stops the wait with its reason (an execution's cancellation, or any AbortSignal). */
+  signal?: AbortSignal | Cancellation;
+}
+
 /** What is registered under a change key: a waiter of `until`, or a function given to `listen`. */
 type Entry = Waiter<unknown> | (() => void);
 
@@ -32,16 +39,24 @@ export class Waits {
    * passes; rejects with the abort reason when `signal` or the engine's close signal aborts.
    * `check` receives how many times it ran before.
    */
-  until<T>(
+  until<T>(keys: [string, ...string[]], check: (attempt: number) => Promise<T | undefined>, options: WaitOptions = {}): Promise<T | undefined> {
+    return new Promise<T | undefined>((resolve, reject) => this.wait(keys, check, options, resolve, reject));
+  }
+
+  /**
+   * `until` for a caller that settles a promise of its own with the outcome, so a parked wait
+   * holds no promise or reaction besides the caller's.
+   */
+  wait<T>(
     keys: [string, ...string[]],
     check: (attempt: number) => Promise<T | undefined>,
-    options: { deadline?: number; signal?: AbortSignal | Cancellation } = {},
-  ): Promise<T | undefined> {
-    return new Promise<T | undefined>((resolve, reject) => {
-      const waiter = new Waiter<T>(this, keys, check, options.deadline, options.signal, resolve, reject);
-      if (this.subscribed) waiter.start();
-      else this.ready().then(() => waiter.start(), reject);
-    });
+    options: WaitOptions,
+    settle: (value: T | undefined) => void,
+    fail: (reason: unknown) => void,
+  ): void {
+    const waiter = new Waiter<T>(this, keys, check, options.deadline, options.signal, settle, fail);
+    if (this.subscribed) waiter.start();
+    else this.ready().then(() => waiter.start(), fail);
   }
 
   /** Resolves once notifications are being received (connecting on first use). */
@@ -160,7 +175,7 @@ class Waiter<T> extends Timed implements CancelWatcher {
     private readonly check: (attempt: number) => Promise<T | undefined>,
     private readonly deadline: number | undefined,
     private readonly signal: AbortSignal | Cancellation | undefined,
-    private readonly resolve: (value: T | undefined) => void,
+    private readonly settle: (value: T | undefined) => void,
     private readonly reject: (reason: unknown) => void,
   ) {
     super();
@@ -230,7 +245,7 @@ class Waiter<T> extends Timed implements CancelWatcher {
 
   private finish(value: T | undefined): void {
     this.release();
-    this.resolve(value);
+    this.settle(value);
   }
 
   private fail(err: unknown): void {
