@@ -15,7 +15,7 @@ type Entry = Waiter<unknown> | (() => void);
  * Waiting without polling: every waiter of the engine registers under the change keys it cares
  * about, and one subscription to the provider's notifications wakes it. A slow fallback poll
  * covers notifications that were lost, and writers that cannot notify this process (SQLite in
- * another process).
+ * another process). Polls go through the shared timer queue: no Node timer per waiter.
  */
 export class Waits {
   /** One entry per key in the usual case; a set when several share it. */
@@ -97,7 +97,7 @@ export class Waits {
     if (entry) wakeAll(entry);
   }
 
-  /** @internal */
+  /** @internal Registers a waiter or listener under `key`. */
   add(key: string, entry: Entry): void {
     const current = this.byKey.get(key);
     if (current === undefined) this.byKey.set(key, entry);
@@ -105,7 +105,7 @@ export class Waits {
     else if (current !== entry) this.byKey.set(key, new Set([current, entry]));
   }
 
-  /** @internal */
+  /** @internal Unregisters what `add` registered. */
   remove(key: string, entry: Entry): void {
     const current = this.byKey.get(key);
     if (current === entry) this.byKey.delete(key);
