@@ -16,7 +16,8 @@ import { deserialize, deserializeError, roundTrip, serialize, serializeError } f
 import { persist } from './persist.js';
 import { assertNotInStep } from './step-scope.js';
 import { runStep, stepPolicy, type StepResult } from './step-runner.js';
-import { waitUntil } from './timers.js';
+import type { ExecutionSignal } from './execution.js';
+import { alarm } from './timers.js';
 import { assertDate, assertDuration, assertFunction, assertName, assertOptions } from './validate.js';
 
 /** How long recv and getEvent wait when no timeout is given. */
@@ -24,6 +25,8 @@ export const DEFAULT_WAIT_MS = 60_000;
 
 type WriteOutcome = CheckpointOutcome | { kind: 'no-destination' };
 type Writer = (step: StepRow) => Promise<WriteOutcome>;
+/** What a recv's wait ends with (undefined: its timeout passed). */
+type RecvOutcome = CheckpointMiss | { kind: 'received'; body: string };
 
 /**
  * The Context of one execution. Each call takes the next counter value synchronously, so calls
@@ -41,13 +44,14 @@ export class WorkflowContext implements Context {
     private readonly core: EngineCore,
     readonly workflowId: string,
     private replay: Map<number, StepRow> | null,
-    private readonly controller: AbortController,
+    /** Aborts on cancellation, timeout and interruption; makes `signal` only when it is read. */
+    private readonly cancellation: ExecutionSignal,
     /** The workflow's recovery count when this execution began; progress resets it. */
     private recoveriesWithoutProgress = 0,
   ) {}
 
   get signal(): AbortSignal {
-    return this.controller.signal;
+    return this.cancellation.signal;
   }
 
   /** Called when the workflow function has returned; later Context calls are refused. */
@@ -68,21 +72,31 @@ export class WorkflowContext implements Context {
     assertName('step name', name);
     assertFunction('step function', fn);
     const policy = stepPolicy(options);
-    return this.checkpoint(name, () => runStep(this.workflowId, name, fn, policy, this.signal));
+    return this.checkpoint(name, () => runStep(this.workflowId, name, fn, policy, this.cancellation));
   }
 
-  async sleep(ms: number): Promise<void> {
-    this.enter('sleep');
-    assertDuration('sleep duration', ms);
-    const wakeAt = await this.checkpoint('cairn.sleep', computed(() => Date.now() + ms));
-    await waitUntil(wakeAt, this.signal);
+  sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.enter('sleep');
+      assertDuration('sleep duration', ms);
+      this.napUntil(computed(() => Date.now() + ms), resolve, reject);
+    });
   }
 
-  async sleepUntil(date: Date): Promise<void> {
-    this.enter('sleepUntil');
-    const at = assertDate('sleepUntil date', date);
-    const wakeAt = await this.checkpoint('cairn.sleep', computed(() => at));
-    await waitUntil(wakeAt, this.signal);
+  sleepUntil(date: Date): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.enter('sleepUntil');
+      const at = assertDate('sleepUntil date', date);
+      this.napUntil(computed(() => at), resolve, reject);
+    });
+  }
+
+  /**
+   * Records the wake-up instant, then parks in the shared timer queue. A parked sleep is the
+   * caller's promise and one queue entry: no async frame or timer of its own.
+   */
+  private napUntil(wakeAt: () => Promise<StepResult<number>>, resolve: () => void, reject: (reason: unknown) => void): void {
+    this.checkpoint('cairn.sleep', wakeAt).then((at) => alarm(at, this.cancellation, resolve, reject), reject);
   }
 
   now(): Promise<Date> {
@@ -113,30 +127,39 @@ export class WorkflowContext implements Context {
     );
   }
 
-  async recv<T = unknown>(topic?: string, timeoutMs: number = DEFAULT_WAIT_MS): Promise<T | null> {
-    this.enter('recv');
-    const t = topicOf(topic);
-    assertDuration('recv timeoutMs', timeoutMs);
-    const stepId = this.next();
-    const recorded = this.replay?.get(stepId);
-    if (recorded) return this.adopt<T | null>(stepId, 'cairn.recv', recorded);
-    this.assertRunnable('cairn.recv');
-    const startedAt = Date.now();
-    const id = this.workflowId;
-    const got = await this.core.waits.until(
-      [`m:${id}`, `w:${id}`],
-      async (attempt) => {
-        const r = await this.write(() => this.core.provider.recordRecv(id, { stepId, name: 'cairn.recv', startedAt, completedAt: Date.now() }, t));
-        if (r.kind !== 'empty') return r;
-        // Woken without a message: maybe the workflow was cancelled from another process.
-        if (attempt > 0) {
-          const row = await this.core.provider.getWorkflow(id);
-          if (row?.status !== 'PENDING') return { kind: 'not-pending' as const, status: row?.status };
-        }
-        return undefined;
-      },
-      { deadline: startedAt + timeoutMs, signal: this.signal },
-    );
+  recv<T = unknown>(topic?: string, timeoutMs: number = DEFAULT_WAIT_MS): Promise<T | null> {
+    // Not an async function: a parked recv is this promise and its wait, with no suspended frame.
+    return new Promise<T | null>((resolve, reject) => {
+      this.enter('recv');
+      const t = topicOf(topic);
+      assertDuration('recv timeoutMs', timeoutMs);
+      const stepId = this.next();
+      const recorded = this.replay?.get(stepId);
+      if (recorded) return resolve(this.adopt<T | null>(stepId, 'cairn.recv', recorded));
+      this.assertRunnable('cairn.recv');
+      const startedAt = Date.now();
+      const id = this.workflowId;
+      this.core.waits.wait<RecvOutcome>(
+        [`m:${id}`, `w:${id}`],
+        async (attempt) => {
+          const r = await this.write(() => this.core.provider.recordRecv(id, { stepId, name: 'cairn.recv', startedAt, completedAt: Date.now() }, t));
+          if (r.kind !== 'empty') return r;
+          // Woken without a message: maybe the workflow was cancelled from another process.
+          if (attempt > 0) {
+            const row = await this.core.provider.getWorkflow(id);
+            if (row?.status !== 'PENDING') return { kind: 'not-pending' as const, status: row?.status };
+          }
+          return undefined;
+        },
+        { deadline: startedAt + timeoutMs, signal: this.cancellation },
+        (got) => resolve(this.received<T>(got, stepId, startedAt)),
+        reject,
+      );
+    });
+  }
+
+  /** The end of a recv: the message, or the recorded null of its timeout, or why it stopped. */
+  private async received<T>(got: RecvOutcome | undefined, stepId: number, startedAt: number): Promise<T | null> {
     if (got?.kind === 'received') {
       await this.progressed();
       return deserialize<T>(got.body);
@@ -144,7 +167,7 @@ export class WorkflowContext implements Context {
     if (got !== undefined) return this.settleMiss<T | null>(stepId, 'cairn.recv', got);
     // Timed out: the null is recorded too, so a replay returns it without waiting.
     const step: StepRow = { stepId, name: 'cairn.recv', output: serialize(null, 'recv'), error: null, childId: null, attempts: 1, startedAt, completedAt: Date.now() };
-    const outcome = await this.write(() => this.core.provider.recordStep(id, step));
+    const outcome = await this.write(() => this.core.provider.recordStep(this.workflowId, step));
     if (outcome.kind !== 'recorded') return this.settleMiss<T | null>(stepId, 'cairn.recv', outcome);
     await this.progressed();
     return null;
@@ -253,14 +276,14 @@ export class WorkflowContext implements Context {
     } catch (err) {
       if (err instanceof CairnError || this.core.closed) throw err;
       this.interrupted ??= new ExecutionInterruptedError(this.workflowId, err);
-      if (!this.controller.signal.aborted) this.controller.abort(this.interrupted);
+      this.cancellation.abort(this.interrupted);
       throw this.interrupted;
     }
   }
 
   private assertRunnable(name: string): void {
     if (this.interrupted) throw this.interrupted;
-    if (this.signal.aborted) throw this.signal.reason;
+    if (this.cancellation.aborted) throw this.cancellation.reason;
     if (this.core.closed) throw new EngineClosedError(`step '${name}' of workflow '${this.workflowId}' was not started`);
   }
 
@@ -344,7 +367,7 @@ export class WorkflowContext implements Context {
     if (status === 'CANCELLED') {
       const row = await this.core.provider.getWorkflow(this.workflowId);
       const reason = row?.error ? deserializeError(row.error) : new WorkflowCancelledError(this.workflowId);
-      if (!this.controller.signal.aborted) this.controller.abort(reason);
+      this.cancellation.abort(reason);
       return reason;
     }
     return new ExecutionSupersededError(this.workflowId, status);

@@ -6,7 +6,7 @@ import { EngineClosedError, WorkflowTimeoutError } from './errors.js';
 import { persist } from './persist.js';
 import { deserializeError, roundTrip, serializeError } from './serialization.js';
 import { runOutsideStep } from './step-scope.js';
-import { callAt } from './timers.js';
+import { callAt, type CancelWatcher, type Cancellation } from './timers.js';
 
 /** How an execution ended: it wrote the outcome itself, found one already stored, or was abandoned at close. */
 export type Outcome =
@@ -32,7 +32,7 @@ export interface ExecutionSpec {
 export class Execution {
   readonly id: string;
   readonly done: Promise<Outcome>;
-  private readonly controller = new AbortController();
+  private readonly cancellation = new ExecutionSignal();
 
   constructor(
     private readonly core: EngineCore,
@@ -44,16 +44,15 @@ export class Execution {
 
   /** Aborts `ctx.signal`; the execution stops at its next Context call. */
   abort(reason: unknown): void {
-    this.controller.abort(reason);
+    this.cancellation.abort(reason);
   }
 
-  private async run(spec: ExecutionSpec): Promise<Outcome> {
-    const disarm = spec.deadlineAt === null ? undefined : callAt(spec.deadlineAt, () => void this.timeOut(spec.id));
-    try {
-      return await this.execute(spec);
-    } finally {
-      disarm?.();
-    }
+  private run(spec: ExecutionSpec): Promise<Outcome> {
+    if (spec.deadlineAt === null) return this.execute(spec);
+    const disarm = callAt(spec.deadlineAt, () => void this.timeOut(spec.id));
+    const done = this.execute(spec);
+    void done.then(disarm, disarm);
+    return done;
   }
 
   /** The deadline passed: the database says CANCELLED first, then the function's signal aborts. */
@@ -70,7 +69,7 @@ export class Execution {
 
   private async execute(spec: ExecutionSpec): Promise<Outcome> {
     const replay = spec.replay && new Map(spec.replay.map((r) => [r.stepId, r]));
-    const ctx = new WorkflowContext(this.core, spec.id, replay, this.controller, spec.recoveryAttempts);
+    const ctx = new WorkflowContext(this.core, spec.id, replay, this.cancellation, spec.recoveryAttempts);
     let status: 'SUCCESS' | 'ERROR';
     let output: string | null = null;
     let error: string | null = null;
@@ -106,5 +105,66 @@ export class Execution {
       return { kind: 'abandoned', reason: err, retry: true };
     }
     return status === 'SUCCESS' ? { kind: 'ended', status, value } : { kind: 'ended', status, error: value };
+  }
+}
+
+/**
+ * The cancellation of one execution (`ctx.signal`). Most executions never abort and never read
+ * `ctx.signal`, so the AbortController behind it is made on first read, already aborted with the
+ * same reason when the abort came first; parked waits are told directly, without a listener each.
+ */
+export class ExecutionSignal implements Cancellation {
+  private controller: AbortController | undefined;
+  private abortedWith: { reason: unknown } | undefined;
+  /** One watcher, the usual case, or several (waits started together). */
+  private watchers: CancelWatcher | Set<CancelWatcher> | undefined;
+
+  get aborted(): boolean {
+    return this.abortedWith !== undefined;
+  }
+
+  get reason(): unknown {
+    return this.abortedWith?.reason;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.abortedWith) this.controller.abort(this.abortedWith.reason);
+    }
+    return this.controller.signal;
+  }
+
+  /** Like AbortController.abort: the first call wins, and no reason means an AbortError DOMException. */
+  abort(reason: unknown): void {
+    if (this.abortedWith) return;
+    if (reason === undefined) {
+      const defaulted = new AbortController();
+      defaulted.abort();
+      reason = defaulted.signal.reason;
+    }
+    this.abortedWith = { reason };
+    this.controller?.abort(reason);
+    const watchers = this.watchers;
+    this.watchers = undefined;
+    if (watchers instanceof Set) for (const w of watchers) w.cancelled(reason);
+    else watchers?.cancelled(reason);
+  }
+
+  watch(watcher: CancelWatcher): void {
+    if (this.abortedWith) return;
+    const current = this.watchers;
+    if (current === undefined) this.watchers = watcher;
+    else if (current instanceof Set) current.add(watcher);
+    else if (current !== watcher) this.watchers = new Set([current, watcher]);
+  }
+
+  unwatch(watcher: CancelWatcher): void {
+    const current = this.watchers;
+    if (current === watcher) this.watchers = undefined;
+    else if (current instanceof Set) {
+      current.delete(watcher);
+      if (current.size === 0) this.watchers = undefined;
+    }
   }
 }

@@ -2,6 +2,7 @@ import pRetry, { AbortError } from 'p-retry';
 import type { RetryOptions, StepAttempt } from '../types.js';
 import { InvalidArgumentError, StepRetriesExceededError, StepTimeoutError } from './errors.js';
 import { runInStep } from './step-scope.js';
+import type { CancelWatcher, Cancellation } from './timers.js';
 import { assertDuration, assertOptions, assertPositiveInteger } from './validate.js';
 
 export type StepBody<T> = (attempt: StepAttempt) => Promise<T> | T;
@@ -49,9 +50,9 @@ export async function runStep<T>(
   name: string,
   body: StepBody<T>,
   policy: StepPolicy,
-  signal: AbortSignal,
+  cancellation: Cancellation,
 ): Promise<StepResult<T>> {
-  const attemptOnce = (attempt: number) => runInStep(workflowId, name, () => runAttempt(name, body, attempt, policy.timeoutMs, signal));
+  const attemptOnce = (attempt: number) => runInStep(workflowId, name, () => runAttempt(name, body, attempt, policy.timeoutMs, cancellation));
   const retry = policy.retry;
   if (!retry || retry.maxAttempts === 1) {
     try {
@@ -68,7 +69,7 @@ export async function runStep<T>(
           return await attemptOnce(attempt);
         } catch (err) {
           errors.push(err);
-          if (signal.aborted || !isRetryable(err) || (retry.retryIf && !retry.retryIf(err))) throw new AbortError(asError(err));
+          if (cancellation.aborted || !isRetryable(err) || (retry.retryIf && !retry.retryIf(err))) throw new AbortError(asError(err));
           throw asError(err);
         }
       },
@@ -78,7 +79,8 @@ export async function runStep<T>(
         minTimeout: retry.minDelayMs,
         maxTimeout: retry.maxDelayMs,
         randomize: false,
-        signal,
+        // Retries wait between attempts, and an abort must cut that short: this needs the signal itself.
+        signal: cancellation.signal,
       },
     );
     return { ok: true, value, attempts: errors.length + 1 };
@@ -97,11 +99,11 @@ function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-async function runAttempt<T>(name: string, body: StepBody<T>, attempt: number, timeoutMs: number | undefined, parent: AbortSignal): Promise<T> {
-  if (timeoutMs === undefined) return body({ signal: parent, attempt });
+async function runAttempt<T>(name: string, body: StepBody<T>, attempt: number, timeoutMs: number | undefined, parent: Cancellation): Promise<T> {
+  if (timeoutMs === undefined) return body(lazyAttempt(parent, attempt));
   const controller = new AbortController();
-  const onParentAbort = () => controller.abort(parent.reason);
-  parent.addEventListener('abort', onParentAbort, { once: true });
+  const link: CancelWatcher = { cancelled: (reason) => controller.abort(reason) };
+  parent.watch(link);
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -115,6 +117,16 @@ async function runAttempt<T>(name: string, body: StepBody<T>, attempt: number, t
     return await Promise.race([Promise.resolve(body({ signal: controller.signal, attempt })), timedOut]);
   } finally {
     clearTimeout(timer);
-    parent.removeEventListener('abort', onParentAbort);
+    parent.unwatch(link);
   }
+}
+
+/** The attempt a step body receives; the execution's signal is made only if the body reads it. */
+function lazyAttempt(cancellation: Cancellation, attempt: number): StepAttempt {
+  return {
+    get signal() {
+      return cancellation.signal;
+    },
+    attempt,
+  };
 }

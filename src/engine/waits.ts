@@ -1,20 +1,37 @@
 import type { Provider } from '../providers/provider.js';
+import { Timed, timers, type CancelWatcher, type Cancellation } from './timers.js';
+
+export interface WaitOptions {
+  /** Epoch ms past which the wait ends with undefined. */
+  deadline?: number;
+  /** Stops the wait with its reason (an execution's cancellation, or any AbortSignal). */
+  signal?: AbortSignal | Cancellation;
+}
+
+/** What is registered under a change key: a waiter of `until`, or a function given to `listen`. */
+type Entry = Waiter<unknown> | (() => void);
 
 /**
  * Waiting without polling: every waiter of the engine registers under the change keys it cares
  * about, and one subscription to the provider's notifications wakes it. A slow fallback poll
  * covers notifications that were lost, and writers that cannot notify this process (SQLite in
- * another process).
+ * another process). Polls go through the shared timer queue: no Node timer per waiter.
  */
 export class Waits {
-  private readonly byKey = new Map<string, Set<() => void>>();
+  /** One entry per key in the usual case; a set when several share it. */
+  private readonly byKey = new Map<string, Entry | Set<Entry>>();
   private subscription: Promise<() => Promise<void>> | undefined;
+  /** True once the subscription is up: waits start without a turn through `ready()`. */
+  private subscribed = false;
 
   constructor(
     private readonly provider: Provider,
     readonly pollMs: number,
-    private readonly closeSignal: AbortSignal,
-  ) {}
+    readonly closeSignal: AbortSignal,
+  ) {
+    // One listener for every waiter: closing stops them all.
+    closeSignal.addEventListener('abort', () => this.stopAll(closeSignal.reason), { once: true });
+  }
 
   /**
    * Runs `check` until it returns something other than undefined: again after each notification
@@ -22,32 +39,24 @@ export class Waits {
    * passes; rejects with the abort reason when `signal` or the engine's close signal aborts.
    * `check` receives how many times it ran before.
    */
-  async until<T>(
-    keys: string[],
+  until<T>(keys: [string, ...string[]], check: (attempt: number) => Promise<T | undefined>, options: WaitOptions = {}): Promise<T | undefined> {
+    return new Promise<T | undefined>((resolve, reject) => this.wait(keys, check, options, resolve, reject));
+  }
+
+  /**
+   * `until` for a caller that settles a promise of its own with the outcome, so a parked wait
+   * holds no promise or reaction besides the caller's.
+   */
+  wait<T>(
+    keys: [string, ...string[]],
     check: (attempt: number) => Promise<T | undefined>,
-    options: { deadline?: number; signal?: AbortSignal } = {},
-  ): Promise<T | undefined> {
-    await this.ready();
-    for (let attempt = 0; ; attempt++) {
-      let woken = false;
-      let wake!: () => void;
-      const wakeUp = new Promise<void>((resolve) => {
-        wake = () => {
-          woken = true;
-          resolve();
-        };
-      });
-      for (const key of keys) this.add(key, wake);
-      try {
-        const value = await check(attempt);
-        if (value !== undefined) return value;
-        const now = Date.now();
-        if (options.deadline !== undefined && now >= options.deadline) return undefined;
-        if (!woken) await this.pause(wakeUp, Math.min(this.pollMs, (options.deadline ?? Infinity) - now), options.signal);
-      } finally {
-        for (const key of keys) this.remove(key, wake);
-      }
-    }
+    options: WaitOptions,
+    settle: (value: T | undefined) => void,
+    fail: (reason: unknown) => void,
+  ): void {
+    const waiter = new Waiter<T>(this, keys, check, options.deadline, options.signal, settle, fail);
+    if (this.subscribed) waiter.start();
+    else this.ready().then(() => waiter.start(), fail);
   }
 
   /** Resolves once notifications are being received (connecting on first use). */
@@ -61,6 +70,7 @@ export class Waits {
       });
     }
     await this.subscription;
+    this.subscribed = true;
   }
 
   /**
@@ -80,24 +90,38 @@ export class Waits {
   /** Wakes the waiters of `key` in this process (`*` wakes all). */
   notify(key: string): void {
     if (key === '*') {
-      for (const set of this.byKey.values()) for (const wake of set) wake();
+      for (const entry of this.byKey.values()) wakeAll(entry);
       return;
     }
-    const set = this.byKey.get(key);
-    if (set) for (const wake of set) wake();
+    const entry = this.byKey.get(key);
+    if (entry) wakeAll(entry);
   }
 
-  private add(key: string, wake: () => void): void {
-    let set = this.byKey.get(key);
-    if (!set) this.byKey.set(key, (set = new Set()));
-    set.add(wake);
+  /** @internal Registers a waiter or listener under `key`. */
+  add(key: string, entry: Entry): void {
+    const current = this.byKey.get(key);
+    if (current === undefined) this.byKey.set(key, entry);
+    else if (current instanceof Set) current.add(entry);
+    else if (current !== entry) this.byKey.set(key, new Set([current, entry]));
   }
 
-  private remove(key: string, wake: () => void): void {
-    const set = this.byKey.get(key);
-    if (!set) return;
-    set.delete(wake);
-    if (set.size === 0) this.byKey.delete(key);
+  /** @internal Unregisters what `add` registered. */
+  remove(key: string, entry: Entry): void {
+    const current = this.byKey.get(key);
+    if (current === entry) this.byKey.delete(key);
+    else if (current instanceof Set) {
+      current.delete(entry);
+      if (current.size === 0) this.byKey.delete(key);
+    }
+  }
+
+  private stopAll(reason: unknown): void {
+    const waiters = new Set<Waiter<unknown>>();
+    for (const entry of this.byKey.values()) {
+      if (entry instanceof Waiter) waiters.add(entry);
+      else if (entry instanceof Set) for (const e of entry) if (e instanceof Waiter) waiters.add(e);
+    }
+    for (const waiter of waiters) waiter.cancelled(reason);
   }
 
   /** Resolves on wake-up or after `ms`; rejects when either signal aborts. */
@@ -118,5 +142,121 @@ export class Waits {
       for (const s of signals) s.addEventListener('abort', onAbort, { once: true });
       void wakeUp.then(() => (done(), resolve()));
     });
+  }
+}
+
+function wakeAll(entry: Entry | Set<Entry>): void {
+  if (entry instanceof Set) for (const e of entry) wake(e);
+  else wake(entry);
+}
+
+function wake(entry: Entry): void {
+  if (entry instanceof Waiter) entry.wake();
+  else entry();
+}
+
+/**
+ * One call of `until`, as one object: registered under its keys, queued in the shared timer queue
+ * while it pauses, and told of aborts directly. Between checks it holds no closure, promise or
+ * timer of its own, so thousands of parked waits stay cheap.
+ *
+ * Each check runs with the waiter registered, so a notification that lands during a check makes
+ * it look again at once; aborts are noticed when it would pause, as a check in flight finishes.
+ */
+class Waiter<T> extends Timed implements CancelWatcher {
+  private attempt = 0;
+  private checking = false;
+  private woken = false;
+  private settled = false;
+
+  constructor(
+    private readonly waits: Waits,
+    private readonly keys: readonly string[],
+    private readonly check: (attempt: number) => Promise<T | undefined>,
+    private readonly deadline: number | undefined,
+    private readonly signal: AbortSignal | Cancellation | undefined,
+    private readonly settle: (value: T | undefined) => void,
+    private readonly reject: (reason: unknown) => void,
+  ) {
+    super();
+  }
+
+  start(): void {
+    for (const key of this.keys) this.waits.add(key, this as Waiter<unknown>);
+    if (this.signal instanceof AbortSignal) this.signal.addEventListener('abort', this);
+    else this.signal?.watch(this);
+    this.look();
+  }
+
+  /** A notification on one of the keys. */
+  wake(): void {
+    if (this.settled) return;
+    if (!this.queued) {
+      this.woken = true;
+      return;
+    }
+    // Not from inside the notifier, which may be in the middle of a database call.
+    timers.remove(this);
+    this.checking = true;
+    queueMicrotask(() => this.look());
+  }
+
+  /** The pause is over: the poll interval or the deadline. */
+  due(): void {
+    this.look();
+  }
+
+  cancelled(reason: unknown): void {
+    if (this.settled || this.checking) return;
+    timers.remove(this);
+    this.fail(reason);
+  }
+
+  handleEvent(event: Event): void {
+    this.cancelled((event.target as AbortSignal).reason);
+  }
+
+  private look(): void {
+    this.checking = true;
+    this.woken = false;
+    let looked: Promise<T | undefined>;
+    try {
+      looked = this.check(this.attempt++);
+    } catch (err) {
+      return this.fail(err);
+    }
+    looked.then(
+      (value) => this.checked(value),
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  private checked(value: T | undefined): void {
+    this.checking = false;
+    if (value !== undefined) return this.finish(value);
+    const now = Date.now();
+    if (this.deadline !== undefined && now >= this.deadline) return this.finish(undefined);
+    if (this.woken) return this.look();
+    const close = this.waits.closeSignal;
+    const stop = this.signal?.aborted ? this.signal : close.aborted ? close : undefined;
+    if (stop) return this.fail(stop.reason);
+    timers.add(this, Math.min(now + this.waits.pollMs, this.deadline ?? Number.POSITIVE_INFINITY));
+  }
+
+  private finish(value: T | undefined): void {
+    this.release();
+    this.settle(value);
+  }
+
+  private fail(err: unknown): void {
+    this.release();
+    this.reject(err);
+  }
+
+  private release(): void {
+    this.settled = true;
+    for (const key of this.keys) this.waits.remove(key, this as Waiter<unknown>);
+    if (this.signal instanceof AbortSignal) this.signal.removeEventListener('abort', this);
+    else this.signal?.unwatch(this);
   }
 }
