@@ -285,23 +285,25 @@ export class Engine extends Client {
     const execution = new Execution(this.core, spec);
     this.running.set(spec.id, execution);
     if (queue !== null) this.runningByQueue.set(queue, (this.runningByQueue.get(queue) ?? 0) + 1);
-    const done = () => {
-      this.running.delete(spec.id);
-      if (queue !== null) {
-        this.runningByQueue.set(queue, (this.runningByQueue.get(queue) ?? 1) - 1);
-        this.waits.notify(`q:${queue}`);
-      }
-    };
+    // One reaction per parked execution, and no closure besides it: parked workflows stay small.
     void execution.done.then(
       (outcome) => {
-        done();
+        this.executionEnded(spec.id, queue);
         if (outcome.kind === 'abandoned' && outcome.retry) this.runAgainLater(spec.id, retries + 1);
       },
       (err: unknown) => {
-        done();
+        this.executionEnded(spec.id, queue);
         this.logger.error({ err, workflowId: spec.id }, 'workflow execution failed unexpectedly');
       },
     );
+  }
+
+  private executionEnded(id: string, queue: string | null): void {
+    this.running.delete(id);
+    if (queue !== null) {
+      this.runningByQueue.set(queue, (this.runningByQueue.get(queue) ?? 1) - 1);
+      this.waits.notify(`q:${queue}`);
+    }
   }
 
   /**

@@ -77,7 +77,12 @@ export class Execution {
     try {
       // A microtask first, so a synchronous throw in the function is recorded like any other failure.
       await Promise.resolve();
-      const returned = await spec.fn(ctx, spec.input).finally(() => ctx.finish());
+      let returned: unknown;
+      try {
+        returned = await spec.fn(ctx, spec.input);
+      } finally {
+        ctx.finish();
+      }
       ({ text: output, value } = roundTrip(returned, `the output of workflow '${spec.id}'`));
       status = 'SUCCESS';
     } catch (err) {

@@ -132,7 +132,7 @@ export class PostgresProvider implements Provider {
     // Two rows of one batch may share an id: only the first of them is the one inserted.
     const claimed = new Set<string>();
     return Promise.all(
-      rows.map((w) => {
+      rows.map(async (w) => {
         if (inserted.has(w.id) && !claimed.has(w.id)) {
           claimed.add(w.id);
           return null;
