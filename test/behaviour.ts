@@ -305,6 +305,46 @@ export function defineBehaviourSuite(target: Target): void {
       }
     });
 
+    test('recovery of 1,200 workflows loads their checkpoints a batch of workflows per query and replays each', async () => {
+      const store = await target.fresh();
+      const n = 1_200;
+      let finish = false;
+      let ran = 0;
+      let parked = 0;
+      const body = async (ctx: Context, i: number) => {
+        const a = await ctx.step('a', () => (ran++, i * 2));
+        const b = await ctx.step('b', () => (ran++, a + 1));
+        if (!finish) {
+          parked++;
+          await forever();
+        }
+        return b;
+      };
+      const first = await target.open(store, { appVersion: 'v1' });
+      const wf = first.workflow('many', body);
+      for (let i = 0; i < n; i += 100) await Promise.all(Array.from({ length: 100 }, (_, k) => wf.start(i + k, { id: `many-${i + k}` })));
+      await waitFor(async () => parked === n, 20_000);
+      await first.close({ timeoutMs: 0 });
+
+      finish = true;
+      ran = 0;
+      const sent: string[] = [];
+      const engine = await Engine.open({ database: target.provider(store, (sql) => sent.push(sql)), migrate: false, appVersion: 'v1' });
+      try {
+        engine.workflow('many', body);
+        const handles = await engine.recover();
+        assert.equal(handles.length, n);
+        const results = await Promise.all(handles.map((h) => h.result()));
+        const byId = new Map(handles.map((h, k) => [h.id, results[k]]));
+        for (let i = 0; i < n; i++) assert.equal(byId.get(`many-${i}`), i * 2 + 1, `many-${i}`);
+        assert.equal(ran, 0, 'no step body ran again');
+        const stepReads = sent.filter((s) => /FROM \S*steps/.test(s)).length;
+        assert.equal(stepReads, 3, `checkpoints of ${n} workflows load in 3 queries, not ${stepReads}`);
+      } finally {
+        await engine.close();
+      }
+    });
+
     test('group commit: concurrent checkpoints share commits, and each row keeps its own cancellation check', async () => {
       const store = await target.fresh();
       await (await target.open(store)).close();

@@ -269,6 +269,32 @@ export function defineControlSuite(target: Target): void {
         assert.equal((await engine.getWorkflow('listen-1')).status, 'CANCELLED');
       });
 
+      test("a handle from start() answers from its run once it succeeded, and follows a resume after a failure", async () => {
+        const store = await target.fresh();
+        const sent: string[] = [];
+        const engine = await Engine.open({ database: target.provider(store, (sql) => sent.push(sql)) });
+        try {
+          let fail = true;
+          const wf = engine.workflow('flaky', async (ctx, n: number) => {
+            const v = await ctx.step('v', () => n);
+            if (fail && n === 2) throw new Error('not yet');
+            return v * 2;
+          });
+          const ok = await wf.start(1, { id: 'ok-1' });
+          const bad = await wf.start(2, { id: 'bad-1' });
+          await assert.rejects(bad.result(), /not yet/);
+          assert.equal(await ok.result(), 2);
+          sent.length = 0;
+          assert.equal(await ok.result(), 2, 'asked again after the run ended');
+          assert.equal(sent.length, 0, 'a success this process ran is answered without a query');
+          fail = false;
+          await engine.resume('bad-1');
+          assert.equal(await bad.result(), 4, 'the handle taken before the resume sees the resumed outcome');
+        } finally {
+          await engine.close();
+        }
+      });
+
       test('resume runs a parked workflow again from its checkpoints', async () => {
         const store = await target.fresh();
         let calls = 0;

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import superjson from 'superjson';
-import type { Context, Engine } from '../src/index.js';
+import { Engine, type Context } from '../src/index.js';
 import {
   APP_VERSION,
   Gates,
@@ -439,6 +439,26 @@ export function defineMessagingSuite(target: Target): void {
     });
 
     describe('waking', () => {
+      test(`a parked recv's fallback poll ${target.kind === 'postgres' ? 'backs off, since every process is notified' : 'keeps its interval, since other processes cannot notify'}`, async () => {
+        const store = await target.fresh();
+        const setup = await target.open(store);
+        await setup.close();
+        let looks = 0;
+        const provider = target.provider(store, (sql) => {
+          if (sql.includes('consumed_at IS NULL') && sql.includes('ORDER BY seq LIMIT 1')) looks++;
+        });
+        const engine = await Engine.open({ database: provider, migrate: false, pollIntervalMs: 20 });
+        try {
+          const wf = engine.workflow('lonely', async (ctx) => ctx.recv('never', 1_300));
+          assert.equal(await wf.run(null), null);
+        } finally {
+          await engine.close();
+        }
+        // A fixed 20 ms poll looks about 65 times in 1.3 s; doubling pauses (20, 40, 80, ... ms) about 7.
+        if (target.kind === 'postgres') assert.ok(looks >= 3 && looks <= 12, `recv looked ${looks} times`);
+        else assert.ok(looks >= 30, `recv looked ${looks} times`);
+      });
+
       test(`recv, getEvent, readStream and result() wake within 1.5 s of a write ${crossProcess ? 'in another process' : 'by another engine'}, with a 10 s fallback poll`, async (t) => {
         const store = await target.fresh();
         const peer = await openPeer(store, 'writer-exec');

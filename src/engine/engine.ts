@@ -31,6 +31,8 @@ import { assertDuration, assertName, assertOptions, assertPositiveInteger } from
 
 const RESUMABLE: ReadonlySet<WorkflowStatus> = new Set(['CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+/** Workflows whose checkpoints recovery loads in one query. */
+const RECOVERY_BATCH = 500;
 /** A debounce without maxWaitMs: about 30,000 years, an integer either database stores. */
 const NO_MAX_WAIT_MS = 1e15;
 
@@ -208,7 +210,7 @@ export class Engine extends Client {
   private runClaimed(row: WorkflowRow): void {
     const reg = this.registry.get(row.name);
     if (!reg) return; // claims only ask for registered names
-    this.execute({ id: row.id, name: row.name, fn: reg.fn, input: deserialize(row.input), deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, row.queue);
+    void this.execute({ id: row.id, name: row.name, fn: reg.fn, input: deserialize(row.input), deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, row.queue);
   }
 
   private async start<O>(reg: Registration, input: unknown, options: StartOptions | undefined): Promise<WorkflowHandle<O>> {
@@ -242,8 +244,8 @@ export class Engine extends Client {
       createdAt,
     });
     if (conflict) return this.onInsertConflict<O>(conflict, reg.name, null, null, 'error');
-    this.execute({ id, name: reg.name, fn: reg.fn, input: value, deadlineAt, recoveryAttempts: 0, replay: null }, null);
-    return new Handle<O>(this, id);
+    const done = this.execute({ id, name: reg.name, fn: reg.fn, input: value, deadlineAt, recoveryAttempts: 0, replay: null }, null);
+    return new Handle<O>(this, id, undefined, done);
   }
 
   private async debounce<I, O>(queue: QueueDefinition, workflow: Workflow<I, O>, key: string, input: I, options: DebounceOptions): Promise<WorkflowHandle<O>> {
@@ -281,7 +283,7 @@ export class Engine extends Client {
   }
 
   /** Runs an execution in this process and keeps count of it. */
-  private execute(spec: ExecutionSpec, queue: string | null, retries = 0): void {
+  private execute(spec: ExecutionSpec, queue: string | null, retries = 0): Promise<Outcome> {
     const execution = new Execution(this.core, spec);
     this.running.set(spec.id, execution);
     if (queue !== null) this.runningByQueue.set(queue, (this.runningByQueue.get(queue) ?? 0) + 1);
@@ -296,6 +298,7 @@ export class Engine extends Client {
         this.logger.error({ err, workflowId: spec.id }, 'workflow execution failed unexpectedly');
       },
     );
+    return execution.done;
   }
 
   private executionEnded(id: string, queue: string | null): void {
@@ -329,7 +332,7 @@ export class Engine extends Client {
       if (!this.registry.get(row.name)) return;
       const replay = await this.provider.listSteps(id);
       if (this.closing || this.running.has(id)) return;
-      this.resumeExecution(row, replay, retries);
+      void this.resumeExecution(row, replay, retries);
     } catch (err) {
       if (this.closing) return;
       this.logger.warn({ err, workflowId: id }, 'could not run an interrupted workflow again yet');
@@ -367,18 +370,19 @@ export class Engine extends Client {
       this.logger.error({ err, workflowId: row.id }, err.message);
       handles.push(new Handle(this, row.id, err));
     }
-    const replays = await Promise.all(claim.claimed.map((row) => this.provider.listSteps(row.id)));
-    claim.claimed.forEach((row, i) => {
-      this.resumeExecution(row, replays[i]!);
-      handles.push(new Handle(this, row.id));
-    });
+    // Checkpoints are loaded a batch of workflows per query, and each batch starts running as it arrives.
+    for (let i = 0; i < claim.claimed.length; i += RECOVERY_BATCH) {
+      const rows = claim.claimed.slice(i, i + RECOVERY_BATCH);
+      const replays = await this.provider.listStepsOf(rows.map((r) => r.id));
+      for (const row of rows) handles.push(new Handle(this, row.id, undefined, this.resumeExecution(row, replays.get(row.id)!)));
+    }
     return handles;
   }
 
   /** Runs a stored PENDING workflow here from its checkpoints (recovery, resume, a rerun after interruption). */
-  private resumeExecution(row: WorkflowRow, replay: StepRow[], retries = 0): void {
+  private resumeExecution(row: WorkflowRow, replay: StepRow[], retries = 0): Promise<Outcome> {
     const reg = this.registry.get(row.name)!;
-    this.execute(
+    return this.execute(
       { id: row.id, name: row.name, fn: reg.fn, input: deserialize(row.input), deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts, replay },
       row.queue,
       retries,
@@ -409,7 +413,7 @@ export class Engine extends Client {
     // or its failure would be written over the resumed workflow.
     await this.running.get(id)?.done;
     const row = await this.provider.resumeWorkflow(id, this.executorId, this.appVersion, Date.now());
-    if (row?.status === 'PENDING' && !this.running.has(id)) this.resumeExecution(row, await this.provider.listSteps(id));
+    if (row?.status === 'PENDING' && !this.running.has(id)) void this.resumeExecution(row, await this.provider.listSteps(id));
     return new Handle<O>(this, id);
   }
 
@@ -453,8 +457,8 @@ export class Engine extends Client {
     const conflict = await this.provider.forkWorkflow(row, id, fromStep);
     if (conflict) return this.onInsertConflict<O>(conflict, source.name, null, null, 'error');
     const replay = steps.filter((s) => s.stepId < fromStep);
-    this.execute({ id: newId, name: source.name, fn: reg.fn, input: deserialize(source.input), deadlineAt: null, recoveryAttempts: 0, replay }, null);
-    return new Handle<O>(this, newId);
+    const done = this.execute({ id: newId, name: source.name, fn: reg.fn, input: deserialize(source.input), deadlineAt: null, recoveryAttempts: 0, replay }, null);
+    return new Handle<O>(this, newId, undefined, done);
   }
 
   private async startChild(start: ChildStart): Promise<void> {
@@ -478,14 +482,20 @@ export class Engine extends Client {
       this.onInsertConflict(conflict, start.name, null, null, 'error');
       return;
     }
-    this.execute({ id: start.childId, name: start.name, fn: reg.fn, input: deserialize(start.input), deadlineAt, recoveryAttempts: 0, replay: null }, null);
+    void this.execute({ id: start.childId, name: start.name, fn: reg.fn, input: deserialize(start.input), deadlineAt, recoveryAttempts: 0, replay: null }, null);
   }
 
   /**
    * @internal Waits for a workflow to finish: directly when it runs here, else woken by the
    * notification of its status change.
    */
-  override async awaitResult(id: string): Promise<unknown> {
+  override async awaitResult(id: string, local?: Promise<Outcome>): Promise<unknown> {
+    if (local) {
+      // A success is final. A failure or cancellation may have been resumed since: that is read below.
+      const outcome = await local;
+      if (outcome.kind === 'ended' && outcome.status === 'SUCCESS') return outcome.value;
+      if (outcome.kind === 'stored' && outcome.row.status === 'SUCCESS') return resultOf(outcome.row);
+    }
     for (;;) {
       const local = this.running.get(id);
       if (local) {

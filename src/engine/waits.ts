@@ -1,6 +1,9 @@
 import type { Provider } from '../providers/provider.js';
 import { Timed, timers, type CancelWatcher, type Cancellation } from './timers.js';
 
+/** The longest pause between a waiter's polls where notifications reach every process. */
+const MAX_QUIET_POLL_MS = 60_000;
+
 export interface WaitOptions {
   /** Epoch ms past which the wait ends with undefined. */
   deadline?: number;
@@ -35,7 +38,8 @@ export class Waits {
 
   /**
    * Runs `check` until it returns something other than undefined: again after each notification
-   * on one of `keys`, and at least every `pollMs`. Returns undefined once `deadline` (epoch ms)
+   * on one of `keys`, and on a fallback poll (every `pollMs`, backing off where notifications
+   * reach every process: see `pollDelay`). Returns undefined once `deadline` (epoch ms)
    * passes; rejects with the abort reason when `signal` or the engine's close signal aborts.
    * `check` receives how many times it ran before.
    */
@@ -57,6 +61,18 @@ export class Waits {
     const waiter = new Waiter<T>(this, keys, check, options.deadline, options.signal, settle, fail);
     if (this.subscribed) waiter.start();
     else this.ready().then(() => waiter.start(), fail);
+  }
+
+  /**
+   * How long a waiter pauses after `quietPolls` polls in a row found nothing without a notification.
+   * Where every process is notified (Postgres), the poll only covers lost notifications, and a
+   * reconnect wakes every waiter anyway: the pause doubles after each quiet poll, up to a minute,
+   * so thousands of parked waits cost the database little. Elsewhere (SQLite, whose other processes
+   * cannot notify) it stays `pollMs`.
+   */
+  pollDelay(quietPolls: number): number {
+    if (!this.provider.capabilities.crossProcessNotifications) return this.pollMs;
+    return Math.min(this.pollMs * 2 ** Math.min(quietPolls, 16), Math.max(this.pollMs, MAX_QUIET_POLL_MS));
   }
 
   /** Resolves once notifications are being received (connecting on first use). */
@@ -168,6 +184,8 @@ class Waiter<T> extends Timed implements CancelWatcher {
   private checking = false;
   private woken = false;
   private settled = false;
+  /** Polls in a row that came from the timer rather than a notification. */
+  private quietPolls = 0;
 
   constructor(
     private readonly waits: Waits,
@@ -196,6 +214,7 @@ class Waiter<T> extends Timed implements CancelWatcher {
       return;
     }
     // Not from inside the notifier, which may be in the middle of a database call.
+    this.quietPolls = 0;
     timers.remove(this);
     this.checking = true;
     queueMicrotask(() => this.look());
@@ -203,6 +222,7 @@ class Waiter<T> extends Timed implements CancelWatcher {
 
   /** The pause is over: the poll interval or the deadline. */
   due(): void {
+    this.quietPolls++;
     this.look();
   }
 
@@ -240,7 +260,7 @@ class Waiter<T> extends Timed implements CancelWatcher {
     const close = this.waits.closeSignal;
     const stop = this.signal?.aborted ? this.signal : close.aborted ? close : undefined;
     if (stop) return this.fail(stop.reason);
-    timers.add(this, Math.min(now + this.waits.pollMs, this.deadline ?? Number.POSITIVE_INFINITY));
+    timers.add(this, Math.min(now + this.waits.pollDelay(this.quietPolls), this.deadline ?? Number.POSITIVE_INFINITY));
   }
 
   private finish(value: T | undefined): void {

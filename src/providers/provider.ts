@@ -272,6 +272,8 @@ export interface Provider {
 
   /** All checkpoints of a workflow in counter order, in one query. */
   listSteps(workflowId: string): Promise<StepRow[]>;
+  /** The checkpoints of many workflows (recovery), in counter order per workflow, in one query. */
+  listStepsOf(workflowIds: string[]): Promise<Map<string, StepRow[]>>;
 
   /**
    * Counts one more recovery attempt on every PENDING workflow of this executor and version

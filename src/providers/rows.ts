@@ -66,6 +66,13 @@ export function claimLimits(q: QueueDefinition, now: number) {
   };
 }
 
+/** Groups checkpoint rows (with their workflow_id, in counter order) by workflow; every id asked for gets a list. */
+export function stepsByWorkflow(ids: string[], rows: Raw[]): Map<string, StepRow[]> {
+  const out = new Map<string, StepRow[]>(ids.map((id) => [id, []]));
+  for (const r of rows) out.get(r.workflow_id as string)?.push(toStepRow(r));
+  return out;
+}
+
 export function toStepRow(r: Raw): StepRow {
   return {
     stepId: num(r.step_id),

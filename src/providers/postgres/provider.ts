@@ -25,6 +25,7 @@ import {
   listWorkflowsQuery,
   nextQueueTime,
   scheduleParams,
+  stepsByWorkflow,
   toQueueDefinition,
   toScheduleRow,
   toStepRow,
@@ -78,6 +79,7 @@ export class PostgresProvider implements Provider {
   private readonly steps: Batcher<StepWrite, CheckpointOutcome> | undefined;
   private readonly ends: Batcher<EndWrite, WorkflowRow | undefined | null> | undefined;
   private readonly starts: Batcher<NewWorkflow, InsertConflict | null> | undefined;
+  private readonly resets: Batcher<string, void> | undefined;
 
   constructor(options: PostgresProviderOptions) {
     this.schema = assertSchemaName(options.schema ?? 'cairn');
@@ -94,6 +96,7 @@ export class PostgresProvider implements Provider {
       this.steps = new Batcher((writes) => this.writeSteps(writes), lanes, 500);
       this.ends = new Batcher((writes) => this.writeEnds(writes), lanes, 500);
       this.starts = new Batcher((rows) => this.writeStarts(rows), lanes, 500);
+      this.resets = new Batcher((ids) => this.writeResets(ids), lanes, 500);
     }
   }
 
@@ -339,7 +342,15 @@ export class PostgresProvider implements Provider {
   }
 
   async resetRecoveryAttempts(id: string): Promise<void> {
+    if (this.resets) return this.resets.submit(id);
     await this.query(this.sql.resetRecoveryAttempts, [id]);
+  }
+
+  /** Recovery-count resets that arrive together (a recovery resuming many workflows) go as one statement. */
+  private async writeResets(ids: string[]): Promise<void[]> {
+    if (ids.length === 1) await this.query(this.sql.resetRecoveryAttempts, ids);
+    else await this.query(this.sql.resetRecoveryAttemptsOf, [ids]);
+    return ids.map(() => undefined);
   }
 
   recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
@@ -374,6 +385,11 @@ export class PostgresProvider implements Provider {
   async listSteps(workflowId: string): Promise<StepRow[]> {
     const res = await this.query(this.sql.listSteps, [workflowId]);
     return res.rows.map((r) => toStepRow(r as Record<string, unknown>));
+  }
+
+  async listStepsOf(workflowIds: string[]): Promise<Map<string, StepRow[]>> {
+    const res = await this.query(this.sql.listStepsOf, [workflowIds]);
+    return stepsByWorkflow(workflowIds, res.rows as Array<Record<string, unknown>>);
   }
 
   async claimForRecovery(

@@ -238,6 +238,10 @@ export function postgresStatements(schema: string) {
        FROM ${s}.steps WHERE workflow_id = $2 AND step_id < $3`,
     ),
     resetRecoveryAttempts: named('reset_recovery_attempts', `UPDATE ${s}.workflows SET recovery_attempts = 0 WHERE id = $1`),
+    resetRecoveryAttemptsOf: named(
+      'reset_recovery_attempts_of',
+      `UPDATE ${s}.workflows SET recovery_attempts = 0 WHERE id = ANY($1::text[])`,
+    ),
     // Group commit: many checkpoints in one statement, each row keeping its own PENDING and conflict checks.
     recordSteps: named(
       'record_steps',
@@ -252,6 +256,10 @@ export function postgresStatements(schema: string) {
     getStep: named('get_step', `SELECT ${STEP_COLUMNS} FROM ${s}.steps WHERE workflow_id = $1 AND step_id = $2`),
     getStatus: named('get_status', `SELECT status FROM ${s}.workflows WHERE id = $1`),
     listSteps: named('list_steps', `SELECT ${STEP_COLUMNS} FROM ${s}.steps WHERE workflow_id = $1 ORDER BY step_id`),
+    listStepsOf: named(
+      'list_steps_of',
+      `SELECT workflow_id, ${STEP_COLUMNS} FROM ${s}.steps WHERE workflow_id = ANY($1::text[]) ORDER BY workflow_id, step_id`,
+    ),
     claimForRecovery: named(
       'claim_for_recovery',
       `UPDATE ${s}.workflows

@@ -21,7 +21,7 @@ import type {
   StreamEntry,
   WorkflowRow,
 } from '../provider.js';
-import { claimLimits, listWorkflowsQuery, nextQueueTime, toQueueDefinition, toScheduleRow, toStepRow, toWorkflowRow } from '../rows.js';
+import { claimLimits, listWorkflowsQuery, nextQueueTime, stepsByWorkflow, toQueueDefinition, toScheduleRow, toStepRow, toWorkflowRow } from '../rows.js';
 import { Batcher } from '../batcher.js';
 import { SqliteBus } from './listener.js';
 import { migrateSqlite } from './migrate.js';
@@ -67,6 +67,7 @@ export class SqliteProvider implements Provider {
   private readonly bus: SqliteBus;
   private readonly steps: Batcher<{ workflowId: string; step: StepRow }, CheckpointOutcome> | undefined;
   private readonly ends: Batcher<EndWrite, WorkflowRow | undefined | null> | undefined;
+  private readonly resets: Batcher<string, void> | undefined;
 
   constructor(options: SqliteProviderOptions) {
     const synchronous = options.synchronous ?? 'FULL';
@@ -90,7 +91,16 @@ export class SqliteProvider implements Provider {
     if (options.groupCommit !== false) {
       this.steps = new Batcher((writes) => this.writeSteps(writes), 1, 1_000, true);
       this.ends = new Batcher((writes) => this.writeEnds(writes), 1, 1_000, true);
+      this.resets = new Batcher((ids) => this.writeResets(ids), 1, 1_000, true);
     }
+  }
+
+  /** Recovery-count resets that arrive together (a recovery resuming many workflows) share one transaction. */
+  private async writeResets(ids: string[]): Promise<void[]> {
+    const reset = this.stmt(sqliteStatements.resetRecoveryAttempts);
+    if (ids.length === 1) reset.run(ids[0]);
+    else this.db.transaction(() => ids.forEach((id) => reset.run(id))).immediate();
+    return ids.map(() => undefined);
   }
 
   /** Workflow ends that arrive together share one transaction, like checkpoints. */
@@ -355,6 +365,7 @@ export class SqliteProvider implements Provider {
   }
 
   async resetRecoveryAttempts(id: string): Promise<void> {
+    if (this.resets) return this.resets.submit(id, id);
     this.stmt(sqliteStatements.resetRecoveryAttempts).run(id);
   }
 
@@ -379,6 +390,10 @@ export class SqliteProvider implements Provider {
 
   async listSteps(workflowId: string): Promise<StepRow[]> {
     return (this.stmt(sqliteStatements.listSteps).all(workflowId) as Raw[]).map(toStepRow);
+  }
+
+  async listStepsOf(workflowIds: string[]): Promise<Map<string, StepRow[]>> {
+    return stepsByWorkflow(workflowIds, this.stmt(sqliteStatements.listStepsOf).all(JSON.stringify(workflowIds)) as Raw[]);
   }
 
   async claimForRecovery(

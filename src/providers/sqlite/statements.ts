@@ -107,6 +107,8 @@ export const sqliteStatements = {
   getStep: `SELECT ${STEP_COLUMNS} FROM cairn_steps WHERE workflow_id = ? AND step_id = ?`,
   getStatus: `SELECT status FROM cairn_workflows WHERE id = ?`,
   listSteps: `SELECT ${STEP_COLUMNS} FROM cairn_steps WHERE workflow_id = ? ORDER BY step_id`,
+  listStepsOf: `SELECT workflow_id, ${STEP_COLUMNS} FROM cairn_steps WHERE workflow_id IN (SELECT value FROM json_each(?))
+    ORDER BY workflow_id, step_id`,
   claimForRecovery: `UPDATE cairn_workflows
     SET recovery_attempts = recovery_attempts + 1,
         status = CASE WHEN recovery_attempts + 1 > ? THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE status END,
