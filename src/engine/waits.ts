@@ -26,6 +26,8 @@ export class Waits {
   private subscription: Promise<() => Promise<void>> | undefined;
   /** True once the subscription is up: waits start without a turn through `ready()`. */
   private subscribed = false;
+  /** The check for other processes' commits, where the provider offers one. */
+  private watch: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly provider: Provider,
@@ -65,14 +67,36 @@ export class Waits {
 
   /**
    * How long a waiter pauses after `quietPolls` polls in a row found nothing without a notification.
-   * Where every process is notified (Postgres), the poll only covers lost notifications, and a
-   * reconnect wakes every waiter anyway: the pause doubles after each quiet poll, up to a minute,
-   * so thousands of parked waits cost the database little. Elsewhere (SQLite, whose other processes
-   * cannot notify) it stays `pollMs`.
+   * Where other processes' changes reach this one (notified on Postgres, where a reconnect wakes
+   * every waiter anyway; watched for on SQLite), the poll only covers what those miss: the pause
+   * doubles after each quiet poll, up to a minute, so thousands of parked waits cost the database
+   * little. Otherwise it stays `pollMs`.
    */
   pollDelay(quietPolls: number): number {
-    if (!this.provider.capabilities.crossProcessNotifications) return this.pollMs;
+    if (!this.seesOtherProcesses) return this.pollMs;
     return Math.min(this.pollMs * 2 ** Math.min(quietPolls, 16), Math.max(this.pollMs, MAX_QUIET_POLL_MS));
+  }
+
+  /** Whether changes made by other processes reach this one: notified (Postgres), or watched for (SQLite). */
+  private get seesOtherProcesses(): boolean {
+    return this.provider.capabilities.crossProcessNotifications || this.provider.committedElsewhere !== undefined;
+  }
+
+  /**
+   * Where other processes cannot notify (SQLite), one check every `pollMs` for commits made
+   * elsewhere, waking every waiter once when there were some, stands in for each waiter polling.
+   * It does not keep the process alive.
+   */
+  private watchOtherProcesses(): void {
+    if (this.watch || !this.provider.committedElsewhere) return;
+    this.watch = setInterval(() => {
+      try {
+        if (this.provider.committedElsewhere?.()) this.notify('*');
+      } catch {
+        // A failed check is a missed one: the waiters' own polls still run.
+      }
+    }, this.pollMs);
+    this.watch.unref();
   }
 
   /** Resolves once notifications are being received (connecting on first use). */
@@ -87,6 +111,7 @@ export class Waits {
     }
     await this.subscription;
     this.subscribed = true;
+    this.watchOtherProcesses();
   }
 
   /**
@@ -99,6 +124,8 @@ export class Waits {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.watch);
+    this.watch = undefined;
     const unsubscribe = await this.subscription?.catch(() => undefined);
     await unsubscribe?.();
   }

@@ -269,6 +269,12 @@ export interface Provider {
 
   /** Listens for changes (`sch` when schedules change); the returned function stops listening. */
   subscribe(listener: ChangeListener): Promise<() => Promise<void>>;
+  /**
+   * For a database whose other processes cannot notify (SQLite): whether another connection has
+   * committed since the last call. Cheap enough to call every fallback-poll interval; the engine
+   * then wakes every waiter once (`*`) instead of each waiter polling on its own.
+   */
+  committedElsewhere?(): boolean;
 
   /** All checkpoints of a workflow in counter order, in one query. */
   listSteps(workflowId: string): Promise<StepRow[]>;

@@ -68,6 +68,8 @@ export class SqliteProvider implements Provider {
   private readonly steps: Batcher<{ workflowId: string; step: StepRow }, CheckpointOutcome> | undefined;
   private readonly ends: Batcher<EndWrite, WorkflowRow | undefined | null> | undefined;
   private readonly resets: Batcher<string, void> | undefined;
+  /** The last `PRAGMA data_version` seen by committedElsewhere(). */
+  private dataVersion: number | undefined;
 
   constructor(options: SqliteProviderOptions) {
     const synchronous = options.synchronous ?? 'FULL';
@@ -362,6 +364,16 @@ export class SqliteProvider implements Provider {
       return true;
     });
     return fork.immediate() ? null : this.explainConflict(w);
+  }
+
+  committedElsewhere(): boolean {
+    // data_version changes when another connection (another process, or another provider on this
+    // file) commits; this connection's own commits leave it as it is.
+    if (!this.db.open) return false;
+    const version = this.db.pragma('data_version', { simple: true }) as number;
+    const changed = this.dataVersion !== undefined && version !== this.dataVersion;
+    this.dataVersion = version;
+    return changed;
   }
 
   async resetRecoveryAttempts(id: string): Promise<void> {
