@@ -56,7 +56,7 @@ export const parkedMemory: Scenario = {
       const external = (report.after.external - report.before.external) / n;
       const common =
         `N=${n.toLocaleString('en-US')} after ${warmup} warm-up; ${report.gcExposed ? 'readings after gc()' : 'gc not exposed'}; parked in ${ms(report.parkMs)}` +
-        (wait === 'recv' ? '; default pollIntervalMs (each parked recv looks again every poll)' : '');
+        (wait === 'recv' ? '; default pollIntervalMs (each parked recv polls on its own, backing off)' : '');
       const data = {
         wait,
         workflows: n,
