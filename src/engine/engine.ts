@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from '../providers/provider.js';
+import type { ClaimedWorkflow, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from '../providers/provider.js';
 import { Dispatcher } from '../queues/dispatcher.js';
 import { Queue, queueDefinition } from '../queues/queue.js';
 import { Scheduler } from '../scheduler/scheduler.js';
@@ -207,7 +207,7 @@ export class Engine extends Client {
     dispatcher.start();
   }
 
-  private runClaimed(row: WorkflowRow): void {
+  private runClaimed(row: ClaimedWorkflow): void {
     const reg = this.registry.get(row.name);
     if (!reg) return; // claims only ask for registered names
     void this.execute({ id: row.id, name: row.name, fn: reg.fn, input: deserialize(row.input), deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, row.queue);

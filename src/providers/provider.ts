@@ -74,8 +74,11 @@ export interface ClaimRequest {
   slots: number;
 }
 
+/** What a claim returns of each workflow it moved to PENDING: what it takes to run it. */
+export type ClaimedWorkflow = Pick<WorkflowRow, 'id' | 'name' | 'input' | 'queue' | 'deadlineAt'>;
+
 export interface ClaimResult {
-  claimed: WorkflowRow[];
+  claimed: ClaimedWorkflow[];
   /** When a DELAYED workflow becomes runnable or the rate-limit window frees a start, if known. */
   nextAt: number | null;
 }

@@ -1,14 +1,18 @@
 import type { WorkflowStatus } from '../types.js';
-import type { ListFilter, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from './provider.js';
+import type { ClaimedWorkflow, ListFilter, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from './provider.js';
 
 /** Column lists and row mappers shared by the SQL providers (snake_case in SQL, camelCase in TS). */
 
 export const WORKFLOW_COLUMNS =
   'id, name, status, input, output, error, queue, executor_id, app_version, parent_id, recovery_attempts, deadline_at, created_at, started_at, completed_at, priority, dedup_id, partition_key, available_at';
 
-/** The same columns, qualified by a table alias (for UPDATE ... FROM). */
-export const workflowColumnsOf = (alias: string): string =>
-  WORKFLOW_COLUMNS.split(', ')
+/** The columns a queue claim returns (see ClaimedWorkflow). */
+export const CLAIMED_COLUMNS = 'id, name, input, queue, deadline_at';
+
+/** A column list qualified by a table alias (for UPDATE ... FROM). */
+export const qualified = (columns: string, alias: string): string =>
+  columns
+    .split(', ')
     .map((c) => `${alias}.${c}`)
     .join(', ');
 
@@ -42,6 +46,10 @@ export function toWorkflowRow(r: Raw): WorkflowRow {
     partitionKey: strOrNull(r.partition_key),
     availableAt: numOrNull(r.available_at),
   };
+}
+
+export function toClaimedWorkflow(r: Raw): ClaimedWorkflow {
+  return { id: r.id as string, name: r.name as string, input: strOrNull(r.input), queue: strOrNull(r.queue), deadlineAt: numOrNull(r.deadline_at) };
 }
 
 export function toQueueDefinition(r: Raw): QueueDefinition {

@@ -1,4 +1,4 @@
-import type { ClaimResult, QueueDefinition, WorkflowRow } from '../providers/provider.js';
+import type { ClaimedWorkflow, ClaimResult, QueueDefinition } from '../providers/provider.js';
 import type { Logger } from '../types.js';
 import type { Waits } from '../engine/waits.js';
 
@@ -9,7 +9,7 @@ export interface DispatcherHost {
   register(queue: QueueDefinition): Promise<void>;
   claim(queue: QueueDefinition, slots: number): Promise<ClaimResult>;
   /** Starts running a claimed workflow in this process. */
-  run(row: WorkflowRow): void;
+  run(row: ClaimedWorkflow): void;
   /** Workflows of the queue running in this process now. */
   running(queue: string): number;
 }

@@ -26,6 +26,7 @@ import {
   nextQueueTime,
   scheduleParams,
   stepsByWorkflow,
+  toClaimedWorkflow,
   toQueueDefinition,
   toScheduleRow,
   toStepRow,
@@ -181,7 +182,7 @@ export class PostgresProvider implements Provider {
           ? (await q(claim, [r.queue.name, windowStart, r.names, concurrency, rateLimit, r.slots, r.executorId, r.appVersion, now])).rows
           : [];
       const next = (await q(this.sql.nextQueueTime, [r.queue.name, windowStart])).rows[0] as { delayed_at: string | null; oldest_start: string | null };
-      return { claimed: claimed.map((row) => toWorkflowRow(row as Record<string, unknown>)), nextAt: nextQueueTime(r.queue, next) };
+      return { claimed: claimed.map((row) => toClaimedWorkflow(row as Record<string, unknown>)), nextAt: nextQueueTime(r.queue, next) };
     });
   }
 

@@ -1,4 +1,4 @@
-import { SCHEDULE_COLUMNS, STEP_COLUMNS, WORKFLOW_COLUMNS, workflowColumnsOf } from '../rows.js';
+import { CLAIMED_COLUMNS, qualified, SCHEDULE_COLUMNS, STEP_COLUMNS, WORKFLOW_COLUMNS } from '../rows.js';
 
 /**
  * Every statement the Postgres provider sends, named so node-postgres prepares each once per
@@ -76,7 +76,7 @@ export function postgresStatements(schema: string) {
        )
        UPDATE ${s}.workflows w SET status = 'PENDING', executor_id = $7, app_version = $8, started_at = $9, updated_at = $9
        FROM chosen WHERE w.id = chosen.id
-       RETURNING ${workflowColumnsOf('w')}`,
+       RETURNING ${qualified(CLAIMED_COLUMNS, 'w')}`,
     ),
     // Claim for a partitioned queue: the limits apply to each partition key on its own.
     claimPartitioned: named(
@@ -100,7 +100,7 @@ export function postgresStatements(schema: string) {
        )
        UPDATE ${s}.workflows w SET status = 'PENDING', executor_id = $7, app_version = $8, started_at = $9, updated_at = $9
        FROM locked WHERE w.id = locked.id
-       RETURNING ${workflowColumnsOf('w')}`,
+       RETURNING ${qualified(CLAIMED_COLUMNS, 'w')}`,
     ),
     nextQueueTime: named(
       'next_queue_time',

@@ -21,7 +21,7 @@ import type {
   StreamEntry,
   WorkflowRow,
 } from '../provider.js';
-import { claimLimits, listWorkflowsQuery, nextQueueTime, stepsByWorkflow, toQueueDefinition, toScheduleRow, toStepRow, toWorkflowRow } from '../rows.js';
+import { claimLimits, listWorkflowsQuery, nextQueueTime, stepsByWorkflow, toClaimedWorkflow, toQueueDefinition, toScheduleRow, toStepRow, toWorkflowRow } from '../rows.js';
 import { Batcher } from '../batcher.js';
 import { SqliteBus } from './listener.js';
 import { migrateSqlite } from './migrate.js';
@@ -213,7 +213,7 @@ export class SqliteProvider implements Provider {
             }) as Raw[])
           : [];
       const next = this.stmt(sqliteStatements.nextQueueTime).get({ queue, windowStart }) as { delayed_at: unknown; oldest_start: unknown };
-      return { claimed: claimed.map(toWorkflowRow), nextAt: nextQueueTime(r.queue, next) };
+      return { claimed: claimed.map(toClaimedWorkflow), nextAt: nextQueueTime(r.queue, next) };
     });
     return claim.immediate();
   }

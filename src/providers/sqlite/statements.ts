@@ -1,4 +1,4 @@
-import { SCHEDULE_COLUMNS, STEP_COLUMNS, WORKFLOW_COLUMNS } from '../rows.js';
+import { CLAIMED_COLUMNS, SCHEDULE_COLUMNS, STEP_COLUMNS, WORKFLOW_COLUMNS } from '../rows.js';
 
 /** Every statement the SQLite provider sends; prepared once per connection. */
 export const sqliteStatements = {
@@ -29,7 +29,7 @@ export const sqliteStatements = {
         @rateLimit - (SELECT count(*) FROM cairn_workflows WHERE queue = @queue AND started_at >= @windowStart)))
     ) AS chosen
     WHERE w.id = chosen.id
-    RETURNING ${WORKFLOW_COLUMNS}`,
+    RETURNING ${CLAIMED_COLUMNS}`,
   claimPartitioned: `UPDATE cairn_workflows AS w SET status = 'PENDING', executor_id = @executorId, app_version = @appVersion, started_at = @now, updated_at = @now
     FROM (
       WITH running AS (
@@ -48,7 +48,7 @@ export const sqliteStatements = {
       LIMIT @slots
     ) AS chosen
     WHERE w.id = chosen.id
-    RETURNING ${WORKFLOW_COLUMNS}`,
+    RETURNING ${CLAIMED_COLUMNS}`,
   nextQueueTime: `SELECT (SELECT min(available_at) FROM cairn_workflows WHERE queue = @queue AND status = 'DELAYED') AS delayed_at,
     (SELECT min(started_at) FROM cairn_workflows WHERE queue = @queue AND started_at >= @windowStart) AS oldest_start`,
   debounce: `INSERT INTO cairn_workflows (id, name, status, input, queue, parent_id, created_at, updated_at, priority,
