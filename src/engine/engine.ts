@@ -374,7 +374,11 @@ export class Engine extends Client {
     for (let i = 0; i < claim.claimed.length; i += RECOVERY_BATCH) {
       const rows = claim.claimed.slice(i, i + RECOVERY_BATCH);
       const replays = await this.provider.listStepsOf(rows.map((r) => r.id));
-      for (const row of rows) handles.push(new Handle(this, row.id, undefined, this.resumeExecution(row, replays.get(row.id)!)));
+      for (const row of rows) {
+        // Started meanwhile by another path (a rerun after an interruption): one execution is enough.
+        const done = this.running.has(row.id) ? undefined : this.resumeExecution(row, replays.get(row.id)!);
+        handles.push(new Handle(this, row.id, undefined, done));
+      }
     }
     return handles;
   }

@@ -1,10 +1,11 @@
+/** Marks a turn of the event loop in which nothing has been written yet. */
+const NOBODY = Symbol('nobody');
+
 /**
  * Group commit: writes that arrive while others are being committed wait, and go together as one
  * statement and one commit when a lane frees up. A write that finds a lane free goes at once, alone,
  * so a lone workflow pays nothing for it. Each caller resumes only when its own write is durable.
  */
-const NOBODY = Symbol('nobody');
-
 export class Batcher<I, O> {
   private queue: Array<{ item: I; resolve: (o: O) => void; reject: (e: unknown) => void }> = [];
   private inFlight = 0;
