@@ -481,6 +481,34 @@ export function defineMessagingSuite(target: Target): void {
         }
       });
 
+      test('workflows ending together in another process wake their result() waiters from one notification', { skip: !crossProcess && 'Postgres only: SQLite wakes waiters of other processes by its change check' }, async () => {
+        const store = await target.fresh();
+        const peer = await ChildPeer.spawn(store, 'batch-ender');
+        const listener = new pg.Client({ connectionString: store.database });
+        const payloads: string[] = [];
+        try {
+          await listener.connect();
+          listener.on('notification', (n) => void (n.payload !== undefined && payloads.push(n.payload)));
+          await listener.query(`LISTEN "cairn_${store.schema ?? 'cairn'}"`);
+          const waiter = await target.open(store, { executorId: 'batch-waiter', appVersion: APP_VERSION, pollIntervalMs: 10_000 });
+          const ids = Array.from({ length: 60 }, (_, k) => `em-batch-${k}`);
+          for (const id of ids) await peer.start('emitter', id, { kind: 'return', key: '', value: id });
+          const results = Promise.all(ids.map((id) => waiter.handle(id).result()));
+          await sleep(300);
+          const openedAt = Date.now();
+          await Promise.all(ids.map((id) => peer.open(id)));
+          assert.deepEqual(await results, ids, 'every waiter got its own workflow\'s result');
+          assert.ok(Date.now() - openedAt < 1_500, `results came ${Date.now() - openedAt} ms after the gates opened`);
+          const arrays = payloads.filter((p) => p.startsWith('[')).map((p) => JSON.parse(p) as string[]);
+          const endKeys = arrays.flat().filter((k) => k.startsWith('w:em-batch-'));
+          assert.equal(new Set(endKeys).size, 60, 'each end was notified');
+          assert.ok(arrays.some((keys) => keys.filter((k) => k.startsWith('w:')).length > 1), 'some ends shared one notification');
+        } finally {
+          await listener.end();
+          await peer.close();
+        }
+      });
+
       test(`recv, getEvent, readStream and result() wake within 1.5 s of a write ${crossProcess ? 'in another process' : 'by another engine'}, with a 10 s fallback poll`, async (t) => {
         const store = await target.fresh();
         const peer = await openPeer(store, 'writer-exec');

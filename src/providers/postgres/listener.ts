@@ -36,7 +36,11 @@ export class PostgresListener {
   private async open(): Promise<void> {
     const client = new pg.Client(this.connectionString === undefined ? this.poolConfig : { connectionString: this.connectionString });
     client.on('notification', (n) => {
-      if (n.payload !== undefined) this.emit(n.payload);
+      const payload = n.payload;
+      if (payload === undefined) return;
+      // A statement that ended many workflows sends their keys together, as a JSON array.
+      if (payload.startsWith('[')) for (const key of JSON.parse(payload) as string[]) this.emit(key);
+      else this.emit(payload);
     });
     client.on('error', () => this.drop(client));
     client.on('end', () => this.drop(client));

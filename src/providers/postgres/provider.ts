@@ -237,8 +237,8 @@ export class PostgresProvider implements Provider {
   }
 
   private async writeEnd(e: EndWrite): Promise<WorkflowRow | undefined | null> {
-    const res = await this.query(this.sql.completeWorkflow, [e.id, e.status, e.output, e.error, e.completedAt]);
-    return res.rowCount === 1 ? null : this.getWorkflow(e.id);
+    const res = await this.query(this.sql.completeWorkflow, [e.id, e.status, e.output, e.error, e.completedAt, this.sql.channel]);
+    return res.rows.length === 1 ? null : this.getWorkflow(e.id);
   }
 
   /** One statement for a batch of workflow ends; a lone one takes the single-row statement. */
@@ -246,6 +246,7 @@ export class PostgresProvider implements Provider {
     if (ends.length === 1) return [await this.writeEnd(ends[0]!)];
     const res = await this.query(this.sql.completeWorkflows, [
       ends.map((e) => e.id), ends.map((e) => e.status), ends.map((e) => e.output), ends.map((e) => e.error), ends.map((e) => e.completedAt),
+      this.sql.channel,
     ]);
     const ended = new Set(res.rows.map((r) => (r as { id: string }).id));
     return Promise.all(ends.map(async (e) => (ended.has(e.id) ? null : this.getWorkflow(e.id))));

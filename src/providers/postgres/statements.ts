@@ -1,6 +1,24 @@
 import { CLAIMED_COLUMNS, qualified, SCHEDULE_COLUMNS, STEP_COLUMNS, WORKFLOW_COLUMNS } from '../rows.js';
 
 /**
+ * The tail of a statement that ends workflows (a `done` CTE returning `id, queue`): it notifies
+ * the ends itself, in one notification per 6,000 bytes of keys on channel `channel` (a
+ * parameter), a JSON array of 'w:<id>' for each workflow ended and 'q:<queue>' for each queue with
+ * a slot freed, and returns the ids it ended. Migration 5 keeps the row trigger out of ends.
+ */
+function notifyEnds(channel: string): string {
+  return `, keys AS (
+         SELECT 'w:' || id AS k FROM done
+         UNION SELECT 'q:' || queue FROM done WHERE queue IS NOT NULL
+       ), sized AS (
+         SELECT k, sum(octet_length(to_json(k)::text) + 2) OVER (ORDER BY k ROWS UNBOUNDED PRECEDING) AS upto FROM keys
+       ), sent AS (
+         SELECT pg_notify(${channel}, json_agg(k)::text) FROM sized GROUP BY upto / 6000
+       )
+       SELECT id FROM done WHERE (SELECT count(*) FROM sent) >= 0`;
+}
+
+/**
  * Every statement the Postgres provider sends, named so node-postgres prepares each once per
  * connection. `s` is the quoted schema.
  */
@@ -119,16 +137,21 @@ export function postgresStatements(schema: string) {
     ),
     completeWorkflow: named(
       'complete_workflow',
-      `UPDATE ${s}.workflows SET status = $2, output = $3, error = $4, completed_at = $5, updated_at = $5
-       WHERE id = $1 AND status = 'PENDING'`,
+      `WITH done AS (
+         UPDATE ${s}.workflows SET status = $2, output = $3, error = $4, completed_at = $5, updated_at = $5
+         WHERE id = $1 AND status = 'PENDING'
+         RETURNING id, queue
+       )${notifyEnds('$6')}`,
     ),
     // Group commit of workflow ends: each row still only ends a workflow that is PENDING.
     completeWorkflows: named(
       'complete_workflows',
-      `UPDATE ${s}.workflows w SET status = i.status, output = i.output, error = i.error, completed_at = i.completed_at, updated_at = i.completed_at
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS i(id, status, output, error, completed_at)
-       WHERE w.id = i.id AND w.status = 'PENDING'
-       RETURNING w.id`,
+      `WITH done AS (
+         UPDATE ${s}.workflows w SET status = i.status, output = i.output, error = i.error, completed_at = i.completed_at, updated_at = i.completed_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS i(id, status, output, error, completed_at)
+         WHERE w.id = i.id AND w.status = 'PENDING'
+         RETURNING w.id, w.queue
+       )${notifyEnds('$6')}`,
     ),
     // The checkpoint: one statement that also checks the workflow is still PENDING (cancellation)
     // and that no other execution holds this counter (conflict).
