@@ -39,7 +39,7 @@ export class PostgresListener {
       const payload = n.payload;
       if (payload === undefined) return;
       // A statement that ended many workflows sends their keys together, as a JSON array.
-      if (payload.startsWith('[')) for (const key of JSON.parse(payload) as string[]) this.emit(key);
+      if (payload.startsWith('[')) for (const key of keysOf(payload)) this.emit(key);
       else this.emit(payload);
     });
     client.on('error', () => this.drop(client));
@@ -78,4 +78,15 @@ export class PostgresListener {
     this.client = undefined;
     await client?.end().catch(() => undefined);
   }
+}
+
+/** The keys of a JSON-array payload; anything else on the channel wakes every waiter to look again. */
+function keysOf(payload: string): string[] {
+  try {
+    const keys: unknown = JSON.parse(payload);
+    if (Array.isArray(keys) && keys.every((k) => typeof k === 'string')) return keys as string[];
+  } catch {
+    // Not ours: fall through.
+  }
+  return ['*'];
 }
