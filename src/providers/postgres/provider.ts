@@ -237,17 +237,14 @@ export class PostgresProvider implements Provider {
   }
 
   private async writeEnd(e: EndWrite): Promise<WorkflowRow | undefined | null> {
-    const res = await this.query(this.sql.completeWorkflow, [e.id, e.status, e.output, e.error, e.completedAt, this.sql.channel]);
+    const res = await this.query(this.sql.completeWorkflow, [...endParams(e), this.sql.channel]);
     return res.rows.length === 1 ? null : this.getWorkflow(e.id);
   }
 
   /** One statement for a batch of workflow ends; a lone one takes the single-row statement. */
   private async writeEnds(ends: EndWrite[]): Promise<Array<WorkflowRow | undefined | null>> {
     if (ends.length === 1) return [await this.writeEnd(ends[0]!)];
-    const res = await this.query(this.sql.completeWorkflows, [
-      ends.map((e) => e.id), ends.map((e) => e.status), ends.map((e) => e.output), ends.map((e) => e.error), ends.map((e) => e.completedAt),
-      this.sql.channel,
-    ]);
+    const res = await this.query(this.sql.completeWorkflows, [...columnsOf(ends.map(endParams), 5), this.sql.channel]);
     const ended = new Set(res.rows.map((r) => (r as { id: string }).id));
     return Promise.all(ends.map(async (e) => (ended.has(e.id) ? null : this.getWorkflow(e.id))));
   }
@@ -424,6 +421,10 @@ function columnsOf(rows: unknown[][], width: number): unknown[][] {
   const columns = Array.from({ length: width }, (): unknown[] => []);
   for (const row of rows) for (let i = 0; i < width; i++) columns[i]!.push(row[i]);
   return columns;
+}
+
+function endParams(e: EndWrite): unknown[] {
+  return [e.id, e.status, e.output, e.error, e.completedAt];
 }
 
 function stepParams(workflowId: string, step: StepRow): unknown[] {

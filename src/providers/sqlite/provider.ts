@@ -97,24 +97,27 @@ export class SqliteProvider implements Provider {
     }
   }
 
+  /**
+   * Group commit's write: a lone item in its own autocommit statement, several in one IMMEDIATE
+   * transaction (one fsync for all).
+   */
+  private together<I, O>(items: I[], write: (item: I) => O): O[] {
+    if (items.length === 1) return [write(items[0]!)];
+    this.observe?.('BEGIN IMMEDIATE');
+    const out = this.db.transaction(() => items.map(write)).immediate();
+    this.observe?.('COMMIT');
+    return out;
+  }
+
   /** Recovery-count resets that arrive together (a recovery resuming many workflows) share one transaction. */
   private async writeResets(ids: string[]): Promise<void[]> {
     const reset = this.stmt(sqliteStatements.resetRecoveryAttempts);
-    if (ids.length === 1) reset.run(ids[0]);
-    else this.db.transaction(() => ids.forEach((id) => reset.run(id))).immediate();
-    return ids.map(() => undefined);
+    return this.together(ids, (id) => void reset.run(id));
   }
 
   /** Workflow ends that arrive together share one transaction, like checkpoints. */
   private async writeEnds(ends: EndWrite[]): Promise<Array<WorkflowRow | undefined | null>> {
-    let queues: Array<string | null | undefined>;
-    if (ends.length === 1) {
-      queues = [this.endRow(ends[0]!)];
-    } else {
-      this.observe?.('BEGIN IMMEDIATE');
-      queues = this.db.transaction(() => ends.map((e) => this.endRow(e))).immediate();
-      this.observe?.('COMMIT');
-    }
+    const queues = this.together(ends, (e) => this.endRow(e));
     return ends.map((e, i) => {
       const queue = queues[i];
       if (queue === undefined) return this.getWorkflowRow(e.id);
@@ -137,14 +140,7 @@ export class SqliteProvider implements Provider {
 
   /** One IMMEDIATE transaction (one fsync) for all the checkpoints of a batch. */
   private async writeSteps(writes: Array<{ workflowId: string; step: StepRow }>): Promise<CheckpointOutcome[]> {
-    let inserted: number[];
-    if (writes.length === 1) {
-      inserted = [this.insertStep(writes[0]!.workflowId, writes[0]!.step)];
-    } else {
-      this.observe?.('BEGIN IMMEDIATE');
-      inserted = this.db.transaction(() => writes.map((w) => this.insertStep(w.workflowId, w.step))).immediate();
-      this.observe?.('COMMIT');
-    }
+    const inserted = this.together(writes, (w) => this.insertStep(w.workflowId, w.step));
     return writes.map((w, i) => (inserted[i] === 1 ? { kind: 'recorded' } : this.explainMiss(w.workflowId, w.step.stepId)));
   }
 
