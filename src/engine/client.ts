@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newWorkflowId } from './ids.js';
 import { setMaxListeners } from 'node:events';
 import { providerFromUrl } from '../providers/open.js';
 import type { InsertConflict, Provider, QueueDefinition, WorkflowRow } from '../providers/provider.js';
@@ -154,7 +154,7 @@ export class Client implements HandleSource {
     options: Omit<EnqueueOptions, 'queue'>,
     parentId: string | null,
   ): Promise<WorkflowHandle<O>> {
-    const id = options.id === undefined ? randomUUID() : assertName('workflow id', options.id);
+    const id = options.id === undefined ? newWorkflowId() : assertName('workflow id', options.id);
     const priority = options.priority === undefined ? 0 : assertInteger('priority', options.priority);
     const dedupId = options.dedupId === undefined ? null : assertName('dedupId', options.dedupId);
     const delayMs = options.delayMs === undefined ? 0 : assertDuration('delayMs', options.delayMs);

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newWorkflowId } from './ids.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClaimedWorkflow, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from '../providers/provider.js';
 import { Dispatcher } from '../queues/dispatcher.js';
@@ -227,7 +227,7 @@ export class Engine extends Client {
     for (const key of ['priority', 'dedupId', 'delayMs', 'partitionKey'] as const) {
       if (options?.[key] !== undefined) throw new InvalidArgumentError(key, `${key} applies to queued workflows; pass a queue as well`);
     }
-    const id = options?.id === undefined ? randomUUID() : assertName('workflow id', options.id);
+    const id = options?.id === undefined ? newWorkflowId() : assertName('workflow id', options.id);
     const timeoutMs = options?.timeoutMs === undefined ? undefined : assertDuration('timeoutMs', options.timeoutMs);
     const { text, value } = roundTrip(input, `the input of workflow '${reg.name}'`);
     const createdAt = Date.now();
@@ -263,7 +263,7 @@ export class Engine extends Client {
     }
     const id = await this.provider.debounce({
       row: {
-        id: randomUUID(),
+        id: newWorkflowId(),
         name: reg.name,
         input: roundTrip(input, `the input of workflow '${reg.name}'`).text,
         executorId: null,
@@ -433,7 +433,7 @@ export class Engine extends Client {
     assertOptions('fork options', options);
     if (options === undefined) throw new InvalidArgumentError('fromStep', 'fork needs options with fromStep');
     const fromStep = assertPositiveInteger('fromStep', options.fromStep);
-    const newId = options.id === undefined ? randomUUID() : assertName('id', options.id);
+    const newId = options.id === undefined ? newWorkflowId() : assertName('id', options.id);
     this.assertOpen(`cannot fork workflow '${id}'`);
     const source = await this.provider.getWorkflow(id);
     if (!source) throw new WorkflowNotFoundError(id);

@@ -8,6 +8,8 @@ import * as errors from './errors.js';
  */
 
 export function serialize(value: unknown, what: string): string {
+  // Plain JSON needs none of superjson's annotations, and its text is the same either way.
+  if (isPlainJson(value, 0, undefined)) return `{"json":${JSON.stringify(value)}}`;
   const problem = findUnstorable(value, '$', new Set());
   if (problem !== undefined) throw new SerializationError(problem.path, what, problem.reason);
   try {
@@ -19,7 +21,46 @@ export function serialize(value: unknown, what: string): string {
 
 export function deserialize<T = unknown>(text: string | null): T {
   if (text === null) return undefined as T;
-  return superjson.parse<T>(text);
+  const stored = JSON.parse(text) as { json: unknown; meta?: unknown };
+  // Without annotations superjson would return a copy of `json`, which is already a fresh value.
+  return stored.meta === undefined ? (stored.json as T) : superjson.deserialize<T>(stored as Parameters<typeof superjson.deserialize>[0]);
+}
+
+const PLAIN_DEPTH = 32;
+
+/**
+ * Whether `value` is JSON as it stands: strings, finite numbers other than -0, booleans, null, and
+ * arrays and plain objects of those, with no undefined and no object reached twice (superjson
+ * would record the sharing). Anything else, or anything nested deeper than PLAIN_DEPTH, goes
+ * through superjson.
+ */
+function isPlainJson(value: unknown, depth: number, seen: Set<object> | undefined): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth === PLAIN_DEPTH) return false;
+  seen ??= new Set();
+  if (seen.has(value)) return false;
+  seen.add(value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], depth + 1, seen)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key in value) {
+    if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1, seen)) return false;
+  }
+  return true;
 }
 
 /** Serializes then parses, so the caller sees what a replay would. */

@@ -2,15 +2,19 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { ContextUsageError } from './errors.js';
 
 /** Marks code running inside a step function, where Context calls are not allowed. */
-const stepScope = new AsyncLocalStorage<{ workflowId: string; stepName: string }>();
+const stepScope = new AsyncLocalStorage<{ workflowId: string; stepName: string } | undefined>();
 
 export function runInStep<T>(workflowId: string, stepName: string, fn: () => T): T {
   return stepScope.run({ workflowId, stepName }, fn);
 }
 
-/** Runs `fn` outside any step, so a workflow started from inside a step gets a clean scope. */
+/**
+ * Runs `fn` outside any step, so a workflow started from inside a step gets a clean scope. Not
+ * `exit()`: that switches Node's promise hooks off and on again around every call, while `run`
+ * with the store already current (no step) is a plain call.
+ */
 export function runOutsideStep<T>(fn: () => T): T {
-  return stepScope.exit(fn);
+  return stepScope.run(undefined, fn);
 }
 
 export function assertNotInStep(call: string): void {

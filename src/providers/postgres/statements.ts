@@ -135,13 +135,13 @@ export function postgresStatements(schema: string) {
          available_at = least(excluded.available_at, ${s}.workflows.created_at + $11::bigint)
        RETURNING id`,
     ),
+    // A lone end notifies from its RETURNING list: the same one-array payload as a batch, without
+    // the CTE, which costs a single-row end about a sixth of a commit.
     completeWorkflow: named(
       'complete_workflow',
-      `WITH done AS (
-         UPDATE ${s}.workflows SET status = $2, output = $3, error = $4, completed_at = $5, updated_at = $5
-         WHERE id = $1 AND status = 'PENDING'
-         RETURNING id, queue
-       )${notifyEnds('$6')}`,
+      `UPDATE ${s}.workflows SET status = $2, output = $3, error = $4, completed_at = $5, updated_at = $5
+       WHERE id = $1 AND status = 'PENDING'
+       RETURNING pg_notify($6, CASE WHEN queue IS NULL THEN json_build_array('w:' || id) ELSE json_build_array('w:' || id, 'q:' || queue) END::text)`,
     ),
     // Group commit of workflow ends: each row still only ends a workflow that is PENDING.
     completeWorkflows: named(
