@@ -17,7 +17,11 @@ export interface ParkJob {
   wait: ParkWait;
   /** Parked workflows measured. */
   workflows: number;
-  /** Parked before the first reading, so one-time allocations land in the baseline. */
+  /**
+   * Parked (and kept parked) before the baseline reading, so one-time growth lands in the baseline:
+   * V8 enlarges its young generation (up to a fixed cap) while many objects survive, which on
+   * SQLite, where parking allocates little else, shows as rss out of proportion to the heap used.
+   */
   warmup: number;
   /** Starts in flight at once (and the pg.Pool max). */
   concurrency: number;
@@ -33,6 +37,9 @@ export interface MemoryReading {
 
 export interface ParkReport {
   gcExposed: boolean;
+  /** Before anything was parked, with the engine open. */
+  initial: MemoryReading;
+  /** After the warm-up workflows parked: the baseline of the measured ones. */
   before: MemoryReading;
   after: MemoryReading;
   /** Time to start and park the measured workflows. */
@@ -117,6 +124,7 @@ async function main(job: ParkJob): Promise<ParkReport> {
       await sleep(100);
     };
 
+    const initial = await reading();
     await park(0, job.warmup);
     const before = await reading();
     const t0 = performance.now();
@@ -124,7 +132,7 @@ async function main(job: ParkJob): Promise<ParkReport> {
     const parkMs = performance.now() - t0;
     const after = await reading();
     bench.assertClean();
-    return { gcExposed: gc !== undefined, before, after, parkMs, pollIntervalMs: 'engine default' };
+    return { gcExposed: gc !== undefined, initial, before, after, parkMs, pollIntervalMs: 'engine default' };
   } finally {
     await engine.close({ timeoutMs: 0 });
   }
