@@ -28,7 +28,7 @@ const values: Array<[string, unknown]> = [
   ['plain object', { a: 1, b: 'two', c: [true, null, { d: 0.5 }] }],
   ['object with undefined', { a: undefined, b: 1 }],
   ['array with undefined', [1, undefined, 3]],
-  ['sparse array', [1, , 3]], // eslint-disable-line no-sparse-arrays
+  ['sparse array', [1, , 3]],
   ['null-prototype object', Object.assign(Object.create(null) as object, { k: 'v' })],
   ['Date', new Date(0)],
   ['nested Date', { at: new Date(86_400_000), tags: ['a'] }],
