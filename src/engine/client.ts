@@ -1,4 +1,3 @@
-import { newWorkflowId } from './ids.js';
 import { setMaxListeners } from 'node:events';
 import { providerFromUrl } from '../providers/open.js';
 import type { InsertConflict, Provider, QueueDefinition, WorkflowRow } from '../providers/provider.js';
@@ -25,6 +24,7 @@ import {
 } from './errors.js';
 import { DEFAULT_WAIT_MS } from './context.js';
 import { Handle, type HandleSource } from './handle.js';
+import { newWorkflowId } from './ids.js';
 import { isTerminal, resultOf, toStepInfo, toWorkflowInfo } from './info.js';
 import { deserialize, serialize, serializeError } from './serialization.js';
 import {

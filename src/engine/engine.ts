@@ -1,4 +1,3 @@
-import { newWorkflowId } from './ids.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClaimedWorkflow, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from '../providers/provider.js';
 import { Dispatcher } from '../queues/dispatcher.js';
@@ -24,6 +23,7 @@ import type { ChildStart, EngineCore } from './core.js';
 import { EngineClosedError, InvalidArgumentError, UnknownWorkflowError, WorkflowCancelledError, WorkflowNotFoundError } from './errors.js';
 import { Execution, type ExecutionSpec, type Outcome } from './execution.js';
 import { Handle } from './handle.js';
+import { newWorkflowId } from './ids.js';
 import { resultOf } from './info.js';
 import { Registry, type Registration } from './registry.js';
 import { deserialize, roundTrip } from './serialization.js';
