@@ -25,7 +25,7 @@ const QUICK: Budgets = {
   sequentialWorkflows: { warmup: 10, samples: 100, maxMs: 3_000, floorPerSample: 3 },
   recovery: { workflows: 1_000, concurrency: 64, baseline: { warmupMs: 300, measureMs: 1_000 } },
   queue: { workflows: 2_000, poolSize: 64, floor: { warmupMs: 200, measureMs: 800 }, latency: { warmup: 10, samples: 100, maxMs: 2_000, floorPerSample: 3 } },
-  memory: { workflows: 2_000, warmup: 2_000 },
+  memory: { workflows: 2_000, warmup: 10_000 },
   wake: { warmup: 10, samples: 200, maxMs: 2_000, floorPerSample: 3 },
 };
 
