@@ -208,5 +208,5 @@ export function serializeError(err: unknown): string {
 
 /** Rebuilds a thrown value: Cairn errors keep their class, others become Errors with the same name, message, code and fields. */
 export function deserializeError(text: string): unknown {
-  return fromStoredError(superjson.parse<StoredError>(text));
+  return fromStoredError(deserialize<StoredError>(text));
 }
