@@ -271,6 +271,16 @@ export interface ChildOptions {
   /** The child's id (default `${parentId}-${stepId}`). */
   id?: string;
   timeoutMs?: number;
+  /**
+   * Enqueue the child on this queue (declared with `engine.queue`) instead of starting it here:
+   * it runs when the queue's limits allow, in whichever process claims it, and keeps its parent
+   * link, so cancelling the parent cancels it too.
+   */
+  queue?: string;
+  /** With `queue`: the child's priority (lower runs first, default 0). */
+  priority?: number;
+  /** With `queue`, on a partitioned queue: the child's partition key. */
+  partitionKey?: string;
 }
 
 export interface SendOptions {

@@ -221,7 +221,8 @@ export class Client implements HandleSource {
     assertName('workflow id', id);
     const row = await this.provider.getWorkflow(id);
     if (!row) throw new WorkflowNotFoundError(id);
-    return (await this.provider.listSteps(id)).map(toStepInfo);
+    // Negative step ids hold the deadlines of waits, not steps.
+    return (await this.provider.listSteps(id)).filter((s) => s.stepId > 0).map(toStepInfo);
   }
 
   /**
@@ -308,8 +309,22 @@ export class Client implements HandleSource {
     return text === undefined ? null : deserialize<T>(text);
   }
 
-  protected waitForEvent(workflowId: string, key: string, deadline: number, signal?: AbortSignal): Promise<string | undefined> {
-    return this.waits.until([`e:${workflowId}:${key}`], () => this.provider.getEvent(workflowId, key), { deadline, ...(signal && { signal }) });
+  protected waitForEvent(
+    workflowId: string,
+    key: string,
+    deadline: number,
+    signal?: AbortSignal,
+    parking?: () => Promise<void>,
+  ): Promise<string | undefined> {
+    return this.waits.until(
+      [`e:${workflowId}:${key}`],
+      async (attempt) => {
+        const value = await this.provider.getEvent(workflowId, key);
+        if (value === undefined && attempt === 0) await parking?.();
+        return value;
+      },
+      { deadline, ...(signal && { signal }) },
+    );
   }
 
   /**

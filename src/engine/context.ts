@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { CheckpointMiss, CheckpointOutcome, StepRow } from '../providers/provider.js';
 import type { ChildOptions, Context, StepAttempt, StepOptions, Workflow, WorkflowHandle } from '../types.js';
-import type { EngineCore } from './core.js';
+import type { ChildStart, EngineCore } from './core.js';
 import {
   CairnError,
   ContextUsageError,
   EngineClosedError,
   ExecutionInterruptedError,
   ExecutionSupersededError,
+  InvalidArgumentError,
   NonDeterminismError,
   WorkflowCancelledError,
   WorkflowNotFoundError,
@@ -39,6 +40,10 @@ export class WorkflowContext implements Context {
   private finished = false;
   /** Set when the database kept failing: the execution stops and is run again later. */
   interrupted: ExecutionInterruptedError | undefined;
+  /** Step bodies running and writes in flight: while there are some, the execution is working, not parked. */
+  private busy = 0;
+  /** Set by `release`: the reason to stop with as soon as the execution is parked. */
+  private releasing: unknown;
 
   constructor(
     private readonly core: EngineCore,
@@ -59,6 +64,34 @@ export class WorkflowContext implements Context {
     this.finished = true;
   }
 
+  /**
+   * Stops the execution with `reason` once it is parked (sleeping, waiting for a message, an event
+   * or a child) rather than running a step or writing: at once if it is parked now, else when it
+   * next parks. Used by `close()`, which lets steps finish but need not wait out a sleep.
+   */
+  release(reason: unknown): void {
+    this.releasing = reason;
+    this.releaseIfParked();
+  }
+
+  private releaseIfParked(): void {
+    if (this.releasing === undefined || this.busy > 0 || this.finished) return;
+    // A turn later: a step that just ended hands over to the workflow's next call in microtasks.
+    setImmediate(() => {
+      if (this.busy === 0 && !this.finished) this.cancellation.abort(this.releasing);
+    });
+  }
+
+  /** Runs `work` counted as busy: a parked execution is one with nothing counted. */
+  private async working<T>(work: () => Promise<T>): Promise<T> {
+    this.busy++;
+    try {
+      return await work();
+    } finally {
+      if (--this.busy === 0 && this.releasing !== undefined) this.releaseIfParked();
+    }
+  }
+
   /** Checks every Context call makes before it takes a counter value. */
   private enter(call: string): void {
     assertNotInStep(call);
@@ -72,7 +105,7 @@ export class WorkflowContext implements Context {
     assertName('step name', name);
     assertFunction('step function', fn);
     const policy = stepPolicy(options);
-    return this.checkpoint(name, () => runStep(this.workflowId, name, fn, policy, this.cancellation));
+    return this.checkpoint(name, () => this.working(() => runStep(this.workflowId, name, fn, policy, this.cancellation)));
   }
 
   sleep(ms: number): Promise<void> {
@@ -138,12 +171,14 @@ export class WorkflowContext implements Context {
       if (recorded) return resolve(this.adopt<T | null>(stepId, 'cairn.recv', recorded));
       this.assertRunnable('cairn.recv');
       const startedAt = Date.now();
+      const deadline = this.recordedDeadline(stepId, 'cairn.recv') ?? startedAt + timeoutMs;
       const id = this.workflowId;
       this.core.waits.wait<RecvOutcome>(
         [`m:${id}`, `w:${id}`],
         async (attempt) => {
           const r = await this.write(() => this.core.provider.recordRecv(id, { stepId, name: 'cairn.recv', startedAt, completedAt: Date.now() }, t));
           if (r.kind !== 'empty') return r;
+          if (attempt === 0) await this.holdDeadline(stepId, 'cairn.recv', deadline, startedAt);
           // Woken without a message: maybe the workflow was cancelled from another process.
           if (attempt > 0) {
             const row = await this.core.provider.getWorkflow(id);
@@ -151,7 +186,7 @@ export class WorkflowContext implements Context {
           }
           return undefined;
         },
-        { deadline: startedAt + timeoutMs, signal: this.cancellation },
+        { deadline, signal: this.cancellation },
         (got) => resolve(this.received<T>(got, stepId, startedAt)),
         reject,
       );
@@ -189,9 +224,13 @@ export class WorkflowContext implements Context {
     assertName('workflow id', workflowId);
     assertName('event key', key);
     assertDuration('getEvent timeoutMs', timeoutMs);
-    return this.checkpoint('cairn.getEvent', async () => {
+    return this.checkpoint('cairn.getEvent', async (stepId) => {
       try {
-        const text = await this.core.waitForEvent(workflowId, key, Date.now() + timeoutMs, this.signal);
+        const startedAt = Date.now();
+        const deadline = this.recordedDeadline(stepId, 'cairn.getEvent') ?? startedAt + timeoutMs;
+        const text = await this.core.waitForEvent(workflowId, key, deadline, this.signal, () =>
+          this.holdDeadline(stepId, 'cairn.getEvent', deadline, startedAt),
+        );
         return { ok: true, value: text === undefined ? null : deserialize<T>(text), attempts: 1 };
       } catch (error) {
         return { ok: false, error, attempts: 1 };
@@ -228,6 +267,12 @@ export class WorkflowContext implements Context {
     assertOptions('child options', options);
     const timeoutMs = options?.timeoutMs === undefined ? undefined : assertDuration('timeoutMs', options.timeoutMs);
     const given = options?.id === undefined ? undefined : assertName('child id', options.id);
+    const queue = options?.queue === undefined ? undefined : assertName('queue', options.queue);
+    if (queue === undefined) {
+      for (const key of ['priority', 'partitionKey'] as const) {
+        if (options?.[key] !== undefined) throw new InvalidArgumentError(key, `${key} applies to a child started on a queue; pass a queue as well`);
+      }
+    }
     const text = serialize(input, `the input of child workflow '${workflow.name}'`);
     const name = `cairn.child:${workflow.name}`;
     const stepId = this.next();
@@ -238,7 +283,9 @@ export class WorkflowContext implements Context {
     const startedAt = Date.now();
     // The child's id is fixed by the parent's counter, so a crash between these two writes is
     // harmless: the replay finds the child already stored and records the step.
-    await this.write(() => this.core.startChild({ parentId: this.workflowId, name: workflow.name, input: text, childId, timeoutMs }));
+    const start: ChildStart = { parentId: this.workflowId, name: workflow.name, input: text, childId, timeoutMs };
+    if (queue !== undefined) start.queue = { name: queue, priority: options?.priority, partitionKey: options?.partitionKey };
+    await this.working(() => this.write(() => this.core.startChild(start)));
     const step: StepRow = { stepId, name, output: serialize(childId, 'child id'), error: null, childId, attempts: 1, startedAt, completedAt: Date.now() };
     const outcome = await this.write(() => this.core.provider.recordStep(this.workflowId, step));
     if (outcome.kind === 'recorded') {
@@ -272,7 +319,7 @@ export class WorkflowContext implements Context {
   private async write<T>(fn: () => Promise<T>): Promise<T> {
     if (this.interrupted) throw this.interrupted;
     try {
-      return await persist(fn, `writing a checkpoint of workflow '${this.workflowId}'`, this.core.logger, () => this.core.closed);
+      return await this.working(() => persist(fn, `writing a checkpoint of workflow '${this.workflowId}'`, this.core.logger, () => this.core.closed));
     } catch (err) {
       if (err instanceof CairnError || this.core.closed) throw err;
       this.interrupted ??= new ExecutionInterruptedError(this.workflowId, err);
@@ -291,17 +338,19 @@ export class WorkflowContext implements Context {
    * The one path Context calls take: next counter value, replay if recorded, else run and record
    * (with `write`, when the checkpoint carries an effect). The counter advances before the first await.
    */
-  private async checkpoint<T>(name: string, run: () => Promise<StepResult<T>>, write?: Writer, destinationId?: string): Promise<T> {
+  private async checkpoint<T>(name: string, run: (stepId: number) => Promise<StepResult<T>>, write?: Writer, destinationId?: string): Promise<T> {
     const stepId = this.next();
     const recorded = this.replay?.get(stepId);
     if (recorded) return this.adopt<T>(stepId, name, recorded);
     this.assertRunnable(name);
 
     const startedAt = Date.now();
-    const result = await run();
+    const result = await run(stepId);
     // Past the close deadline the step was abandoned, possibly aborted by the shutdown itself:
-    // that outcome is not the step's, so it must not become its checkpoint.
+    // that outcome is not the step's, so it must not become its checkpoint. Nor is a wait the
+    // closing engine stopped (a parked execution released at close).
     if (this.core.closed) throw new EngineClosedError(`step '${name}' of workflow '${this.workflowId}' was abandoned`);
+    if (!result.ok && result.error instanceof EngineClosedError && this.core.closing) throw result.error;
     let output: string | null = null;
     let error: string | null = null;
     let value: T | undefined;
@@ -323,10 +372,46 @@ export class WorkflowContext implements Context {
       error = failure;
       outcome = await this.write(() => this.core.provider.recordStep(this.workflowId, { ...step, output: null, error: failure }));
     }
+    if (outcome.kind === 'not-pending' && outcome.status === 'CANCELLED' && !write && error === null) {
+      await this.keepCancelledStep(step);
+    }
     if (outcome.kind !== 'recorded') return this.settleMiss<T>(stepId, name, outcome);
     await this.progressed();
     if (error !== null) throw deserializeError(error);
     return value as T;
+  }
+
+  /**
+   * The workflow was cancelled while this step ran, and the step succeeded: its effect happened,
+   * so it is recorded all the same, and a resume returns it rather than running the body twice.
+   * (A step that failed, possibly because of the cancellation, is left to run again.)
+   */
+  private async keepCancelledStep(step: StepRow): Promise<void> {
+    try {
+      await this.write(() => this.core.provider.recordCancelledStep(this.workflowId, step));
+    } catch (err) {
+      this.core.logger.warn({ err, workflowId: this.workflowId, stepId: step.stepId }, 'could not record a step that finished after its workflow was cancelled');
+    }
+  }
+
+  /**
+   * The deadline a wait recorded when it first parked in an earlier execution, so a wait resumed
+   * after a crash keeps its original deadline instead of starting its timeout again. Stored under
+   * the wait's negated step id, outside the counter.
+   */
+  private recordedDeadline(stepId: number, name: string): number | undefined {
+    const row = this.replay?.get(-stepId);
+    return row && row.name === `${name}.deadline` ? deserialize<number>(row.output) : undefined;
+  }
+
+  /** Records a wait's deadline as it parks (once; a replayed wait already has it). */
+  private async holdDeadline(stepId: number, name: string, deadline: number, startedAt: number): Promise<void> {
+    if (this.replay?.has(-stepId)) return;
+    const step: StepRow = {
+      stepId: -stepId, name: `${name}.deadline`, output: serialize(deadline, 'deadline'), error: null, childId: null, attempts: 1, startedAt, completedAt: Date.now(),
+    };
+    // A miss (cancelled, or recorded by a racing execution) changes nothing: the wait itself sees it.
+    await this.write(() => this.core.provider.recordStep(this.workflowId, step));
   }
 
   /** A checkpoint was not written: adopt the one another execution wrote, or stop. */

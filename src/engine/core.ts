@@ -8,6 +8,8 @@ export interface ChildStart {
   input: string;
   childId: string;
   timeoutMs: number | undefined;
+  /** Set for a child enqueued on a queue rather than started here. */
+  queue?: { name: string; priority: number | undefined; partitionKey: string | undefined };
 }
 
 /** What the engine shares with the executions and handles it creates. */
@@ -17,10 +19,12 @@ export interface EngineCore {
   readonly waits: Waits;
   /** True once close() has passed its deadline: executions still running are abandoned, not ended. */
   readonly closed: boolean;
+  /** True from the moment close() is called. */
+  readonly closing: boolean;
   /** Stores a child workflow (or finds it under its id) and runs it here when new. */
   startChild(start: ChildStart): Promise<void>;
   handle<O>(id: string): WorkflowHandle<O>;
   awaitResult(id: string): Promise<unknown>;
-  /** Waits for an event; undefined after the deadline. */
-  waitForEvent(workflowId: string, key: string, deadline: number, signal?: AbortSignal): Promise<string | undefined>;
+  /** Waits for an event; undefined after the deadline. `parking` runs once, when the first look finds none. */
+  waitForEvent(workflowId: string, key: string, deadline: number, signal?: AbortSignal, parking?: () => Promise<void>): Promise<string | undefined>;
 }

@@ -26,7 +26,7 @@ import { Handle } from './handle.js';
 import { newWorkflowId } from './ids.js';
 import { resultOf } from './info.js';
 import { Registry, type Registration } from './registry.js';
-import { deserialize, roundTrip } from './serialization.js';
+import { roundTrip } from './serialization.js';
 import { assertDuration, assertName, assertOptions, assertPositiveInteger } from './validate.js';
 
 const RESUMABLE: ReadonlySet<WorkflowStatus> = new Set(['CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
@@ -58,6 +58,8 @@ export class Engine extends Client {
   private launched = false;
   private readonly core: EngineCore;
   private closed = false;
+  /** Set when close() begins: executions are released as soon as they park. */
+  private releaseReason: EngineClosedError | undefined;
   private readonly pendingRetries = new Set<NodeJS.Timeout>();
   private readonly declaredSchedules = new Map<string, ScheduleRow>();
   private readonly scheduler: Scheduler;
@@ -93,10 +95,13 @@ export class Engine extends Client {
       get closed() {
         return engine.closed;
       },
+      get closing() {
+        return engine.closing !== undefined;
+      },
       startChild: (start) => this.startChild(start),
       handle: (id) => new Handle(this, id),
       awaitResult: (id) => this.awaitResult(id),
-      waitForEvent: (workflowId, key, deadline, signal) => this.waitForEvent(workflowId, key, deadline, signal),
+      waitForEvent: (workflowId, key, deadline, signal, parking) => this.waitForEvent(workflowId, key, deadline, signal, parking),
     };
     this.schedules = new Schedules({ provider: this.provider, start: (row, tick, id) => this.startScheduled(row, tick, id) });
     this.scheduler = new Scheduler({
@@ -210,7 +215,7 @@ export class Engine extends Client {
   private runClaimed(row: ClaimedWorkflow): void {
     const reg = this.registry.get(row.name);
     if (!reg) return; // claims only ask for registered names
-    void this.execute({ id: row.id, name: row.name, fn: reg.fn, input: deserialize(row.input), deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, row.queue);
+    void this.execute({ id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, row.queue);
   }
 
   private async start<O>(reg: Registration, input: unknown, options: StartOptions | undefined): Promise<WorkflowHandle<O>> {
@@ -257,7 +262,6 @@ export class Engine extends Client {
     if (options === undefined) throw new InvalidArgumentError('periodMs', 'debounce needs options with periodMs');
     const periodMs = assertDuration('periodMs', options.periodMs);
     const maxWaitMs = options.maxWaitMs === undefined ? NO_MAX_WAIT_MS : assertDuration('maxWaitMs', options.maxWaitMs);
-    if (maxWaitMs < periodMs) throw new InvalidArgumentError('maxWaitMs', `maxWaitMs (${maxWaitMs}) must be at least periodMs (${periodMs})`);
     if (queue.partitioned && options.partitionKey === undefined) {
       throw new InvalidArgumentError('partitionKey', `queue '${queue.name}' is partitioned: every workflow enqueued on it needs a partitionKey`);
     }
@@ -285,6 +289,8 @@ export class Engine extends Client {
   /** Runs an execution in this process and keeps count of it. */
   private execute(spec: ExecutionSpec, queue: string | null, retries = 0): Promise<Outcome> {
     const execution = new Execution(this.core, spec);
+    // Started while close() drains (a child of a running workflow): it runs until it parks.
+    if (this.releaseReason) execution.release(this.releaseReason);
     this.running.set(spec.id, execution);
     if (queue !== null) this.runningByQueue.set(queue, (this.runningByQueue.get(queue) ?? 0) + 1);
     // One reaction per parked execution, and no closure besides it: parked workflows stay small.
@@ -387,7 +393,7 @@ export class Engine extends Client {
   private resumeExecution(row: WorkflowRow, replay: StepRow[], retries = 0): Promise<Outcome> {
     const reg = this.registry.get(row.name)!;
     return this.execute(
-      { id: row.id, name: row.name, fn: reg.fn, input: deserialize(row.input), deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts, replay },
+      { id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts, replay },
       row.queue,
       retries,
     );
@@ -440,7 +446,7 @@ export class Engine extends Client {
     const reg = this.registry.get(source.name);
     if (!reg) throw new UnknownWorkflowError(source.name, id);
     const steps = await this.provider.listSteps(id);
-    const last = steps.length === 0 ? 0 : steps[steps.length - 1]!.stepId;
+    const last = steps.reduce((max, s) => Math.max(max, s.stepId), 0);
     if (fromStep > 1 && fromStep > last) {
       throw new InvalidArgumentError(
         'fromStep',
@@ -459,16 +465,33 @@ export class Engine extends Client {
       createdAt: Date.now(),
     };
     const conflict = await this.provider.forkWorkflow(row, id, fromStep);
-    if (conflict) return this.onInsertConflict<O>(conflict, source.name, null, null, 'error');
-    const replay = steps.filter((s) => s.stepId < fromStep);
-    const done = this.execute({ id: newId, name: source.name, fn: reg.fn, input: deserialize(source.input), deadlineAt: null, recoveryAttempts: 0, replay }, null);
+    if (conflict) {
+      throw new InvalidArgumentError('id', `workflow id '${newId}' is already taken (by a '${conflict.row.name}' workflow); a fork needs an id no workflow has`);
+    }
+    const replay = steps.filter((s) => s.stepId < fromStep && s.stepId > -fromStep);
+    const done = this.execute({ id: newId, name: source.name, fn: reg.fn, storedInput: source.input, deadlineAt: null, recoveryAttempts: 0, replay }, null);
     return new Handle<O>(this, newId, undefined, done);
   }
 
   private async startChild(start: ChildStart): Promise<void> {
+    // While close() drains, running workflows go on, children included; past its deadline, no more.
+    if (this.closed) throw new EngineClosedError(`cannot start child workflow '${start.childId}'`);
+    if (start.queue) {
+      const queue = this.queues.get(start.queue.name)?.definition ?? (await this.provider.getQueue(start.queue.name));
+      if (!queue) {
+        throw new InvalidArgumentError('queue', `queue '${start.queue.name}' is not declared; declare it with engine.queue('${start.queue.name}', ...)`);
+      }
+      const options = {
+        id: start.childId,
+        ...(start.timeoutMs !== undefined && { timeoutMs: start.timeoutMs }),
+        ...(start.queue.priority !== undefined && { priority: start.queue.priority }),
+        ...(start.queue.partitionKey !== undefined && { partitionKey: start.queue.partitionKey }),
+      };
+      await this.insertQueued(start.name, start.input, queue, options, start.parentId);
+      return;
+    }
     const reg = this.registry.get(start.name);
     if (!reg) throw new UnknownWorkflowError(start.name);
-    this.assertOpen(`cannot start child workflow '${start.childId}'`);
     const createdAt = Date.now();
     const deadlineAt = start.timeoutMs === undefined ? null : createdAt + start.timeoutMs;
     const conflict = await this.provider.insertWorkflow({
@@ -486,7 +509,7 @@ export class Engine extends Client {
       this.onInsertConflict(conflict, start.name, null, null, 'error');
       return;
     }
-    void this.execute({ id: start.childId, name: start.name, fn: reg.fn, input: deserialize(start.input), deadlineAt, recoveryAttempts: 0, replay: null }, null);
+    void this.execute({ id: start.childId, name: start.name, fn: reg.fn, storedInput: start.input, deadlineAt, recoveryAttempts: 0, replay: null }, null);
   }
 
   /**
@@ -529,16 +552,22 @@ export class Engine extends Client {
   }
 
   private async shutDown(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     for (const timer of this.pendingRetries) clearTimeout(timer);
     this.pendingRetries.clear();
     await this.scheduler.stop();
     await Promise.all(this.dispatchers.map((d) => d.stop()));
-    const inFlight = [...this.running.values()].map((e) => e.done);
-    if (inFlight.length > 0) {
-      const deadline = new AbortController();
-      await Promise.race([Promise.allSettled(inFlight), sleep(timeoutMs, undefined, { signal: deadline.signal }).catch(() => undefined)]);
-      deadline.abort();
+    // Steps in flight finish and are recorded; a workflow that is (or comes to be) parked in a
+    // sleep or wait is released at once, PENDING, for recovery to resume.
+    this.releaseReason = new EngineClosedError('workflow released: the engine is closing');
+    for (const e of this.running.values()) e.release(this.releaseReason);
+    const timeUp = new AbortController();
+    const timer = sleep(Math.max(0, deadline - Date.now()), undefined, { signal: timeUp.signal }).catch(() => undefined);
+    // Children started meanwhile join the running set, so look again until it is empty.
+    while (this.running.size > 0 && Date.now() < deadline) {
+      await Promise.race([Promise.allSettled([...this.running.values()].map((e) => e.done)), timer]);
     }
+    timeUp.abort();
     this.closed = true;
     const reason = new EngineClosedError('workflow abandoned');
     for (const e of this.running.values()) e.abort(reason);

@@ -4,7 +4,7 @@ import { WorkflowContext } from './context.js';
 import type { EngineCore } from './core.js';
 import { EngineClosedError, WorkflowTimeoutError } from './errors.js';
 import { persist } from './persist.js';
-import { deserializeError, roundTrip, serializeError } from './serialization.js';
+import { deserialize, deserializeError, roundTrip, serializeError } from './serialization.js';
 import { runOutsideStep } from './step-scope.js';
 import { callAt, type CancelWatcher, type Cancellation } from './timers.js';
 
@@ -19,7 +19,10 @@ export interface ExecutionSpec {
   id: string;
   name: string;
   fn: WorkflowFunction<unknown, unknown>;
-  input: unknown;
+  /** The input as a value (a fresh start, which already parsed it)... */
+  input?: unknown;
+  /** ...or as stored, parsed when the execution begins, so a corrupt one fails only this workflow. */
+  storedInput?: string | null;
   /** Epoch ms past which the workflow is cancelled with WorkflowTimeoutError. */
   deadlineAt: number | null;
   /** Recoveries counted on the workflow so far (0 for a fresh start). */
@@ -33,6 +36,8 @@ export class Execution {
   readonly id: string;
   readonly done: Promise<Outcome>;
   private readonly cancellation = new ExecutionSignal();
+  private ctx: WorkflowContext | undefined;
+  private releasing: unknown;
 
   constructor(
     private readonly core: EngineCore,
@@ -45,6 +50,12 @@ export class Execution {
   /** Aborts `ctx.signal`; the execution stops at its next Context call. */
   abort(reason: unknown): void {
     this.cancellation.abort(reason);
+  }
+
+  /** Stops the execution with `reason` once it is parked in a sleep or wait (see WorkflowContext.release). */
+  release(reason: unknown): void {
+    this.releasing = reason;
+    this.ctx?.release(reason);
   }
 
   private run(spec: ExecutionSpec): Promise<Outcome> {
@@ -70,6 +81,8 @@ export class Execution {
   private async execute(spec: ExecutionSpec): Promise<Outcome> {
     const replay = spec.replay && new Map(spec.replay.map((r) => [r.stepId, r]));
     const ctx = new WorkflowContext(this.core, spec.id, replay, this.cancellation, spec.recoveryAttempts);
+    this.ctx = ctx;
+    if (this.releasing !== undefined) ctx.release(this.releasing);
     let status: 'SUCCESS' | 'ERROR';
     let output: string | null = null;
     let error: string | null = null;
@@ -79,7 +92,8 @@ export class Execution {
       await Promise.resolve();
       let returned: unknown;
       try {
-        returned = await spec.fn(ctx, spec.input);
+        const input = spec.storedInput === undefined ? spec.input : deserialize(spec.storedInput);
+        returned = await spec.fn(ctx, input);
       } finally {
         ctx.finish();
       }

@@ -242,6 +242,12 @@ export interface Provider {
   /** Sets a workflow's recovery count back to 0 (its execution made progress). */
   resetRecoveryAttempts(id: string): Promise<void>;
 
+  /**
+   * Writes the checkpoint of a step whose body completed after its workflow was cancelled, so the
+   * effect is on record and a resume does not run the body again. False when the workflow is not
+   * CANCELLED or the step is already recorded.
+   */
+  recordCancelledStep(workflowId: string, step: StepRow): Promise<boolean>;
   /** Writes one checkpoint for a PENDING workflow. */
   recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome>;
   /** Writes a checkpoint and its effect in one transaction; `no-destination` when a send's target does not exist. */

@@ -6,8 +6,8 @@ import type { ClaimedWorkflow, ListFilter, QueueDefinition, ScheduleRow, StepRow
 export const WORKFLOW_COLUMNS =
   'id, name, status, input, output, error, queue, executor_id, app_version, parent_id, recovery_attempts, deadline_at, created_at, started_at, completed_at, priority, dedup_id, partition_key, available_at';
 
-/** The columns a queue claim returns (see ClaimedWorkflow). */
-export const CLAIMED_COLUMNS = 'id, name, input, queue, deadline_at';
+/** The columns a queue claim returns (see ClaimedWorkflow), with the two it is ordered by. */
+export const CLAIMED_COLUMNS = 'id, name, input, queue, deadline_at, priority, enqueue_seq';
 
 /** A column list qualified by a table alias (for UPDATE ... FROM). */
 export const qualified = (columns: string, alias: string): string =>
@@ -48,8 +48,18 @@ export function toWorkflowRow(r: Raw): WorkflowRow {
   };
 }
 
-export function toClaimedWorkflow(r: Raw): ClaimedWorkflow {
+function toClaimedWorkflow(r: Raw): ClaimedWorkflow {
   return { id: r.id as string, name: r.name as string, input: strOrNull(r.input), queue: strOrNull(r.queue), deadlineAt: numOrNull(r.deadline_at) };
+}
+
+/**
+ * The workflows of one claim in the order they start: (priority, enqueue order). An UPDATE's
+ * RETURNING rows come in no particular order on either database.
+ */
+export function claimedInOrder(rows: Raw[]): ClaimedWorkflow[] {
+  return rows
+    .sort((a, b) => num(a.priority) - num(b.priority) || num(a.enqueue_seq) - num(b.enqueue_seq))
+    .map(toClaimedWorkflow);
 }
 
 export function toQueueDefinition(r: Raw): QueueDefinition {

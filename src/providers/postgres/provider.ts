@@ -21,12 +21,12 @@ import type {
   WorkflowRow,
 } from '../provider.js';
 import {
+  claimedInOrder,
   claimLimits,
   listWorkflowsQuery,
   nextQueueTime,
   scheduleParams,
   stepsByWorkflow,
-  toClaimedWorkflow,
   toQueueDefinition,
   toScheduleRow,
   toStepRow,
@@ -182,7 +182,7 @@ export class PostgresProvider implements Provider {
           ? (await q(claim, [r.queue.name, windowStart, r.names, concurrency, rateLimit, r.slots, r.executorId, r.appVersion, now])).rows
           : [];
       const next = (await q(this.sql.nextQueueTime, [r.queue.name, windowStart])).rows[0] as { delayed_at: string | null; oldest_start: string | null };
-      return { claimed: claimed.map((row) => toClaimedWorkflow(row as Record<string, unknown>)), nextAt: nextQueueTime(r.queue, next) };
+      return { claimed: claimedInOrder(claimed as Array<Record<string, unknown>>), nextAt: nextQueueTime(r.queue, next) };
     });
   }
 
@@ -354,6 +354,10 @@ export class PostgresProvider implements Provider {
 
   recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
     return this.steps ? this.steps.submit({ workflowId, step }) : this.writeStep(workflowId, step);
+  }
+
+  async recordCancelledStep(workflowId: string, step: StepRow): Promise<boolean> {
+    return (await this.query(this.sql.recordCancelledStep, stepParams(workflowId, step))).rowCount === 1;
   }
 
   private async writeStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {

@@ -129,7 +129,7 @@ export function postgresStatements(schema: string) {
       'debounce',
       `INSERT INTO ${s}.workflows (id, name, status, input, queue, parent_id, created_at, updated_at, priority,
          partition_key, available_at, debounce_key, enqueue_seq)
-       VALUES ($1, $2, 'DELAYED', $3, $4, $5, $6, $6, $7, $8, $6::bigint + $9::bigint, $10, nextval('${s}.enqueue_seq'))
+       VALUES ($1, $2, 'DELAYED', $3, $4, $5, $6, $6, $7, $8, $6::bigint + least($9::bigint, $11::bigint), $10, nextval('${s}.enqueue_seq'))
        ON CONFLICT (queue, debounce_key) WHERE debounce_key IS NOT NULL AND status = 'DELAYED'
        DO UPDATE SET input = excluded.input, updated_at = excluded.updated_at,
          available_at = least(excluded.available_at, ${s}.workflows.created_at + $11::bigint)
@@ -183,8 +183,7 @@ export function postgresStatements(schema: string) {
     recordSetEvent: named(
       'record_set_event',
       `WITH ${stepCte.replace('__EXTRA__', '')}
-       INSERT INTO ${s}.events (workflow_id, key, value, updated_at) SELECT $1, $10, $11, $8::bigint FROM step
-       ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+       INSERT INTO ${s}.events (workflow_id, key, step_id, value, updated_at) SELECT $1, $10, step_id, $11, $8::bigint FROM step`,
     ),
     recordStream: named(
       'record_stream',
@@ -242,7 +241,11 @@ export function postgresStatements(schema: string) {
       'mark_schedule_tick',
       `UPDATE ${s}.schedules SET last_tick_at = $2 WHERE name = $1 AND (last_tick_at IS NULL OR last_tick_at < $2)`,
     ),
-    getEvent: named('get_event', `SELECT value FROM ${s}.events WHERE workflow_id = $1 AND key = $2`),
+    // An event's value is the one its latest setEvent wrote.
+    getEvent: named(
+      'get_event',
+      `SELECT value FROM ${s}.events WHERE workflow_id = $1 AND key = $2 ORDER BY step_id DESC LIMIT 1`,
+    ),
     readStream: named(
       'read_stream',
       `SELECT offset_id, value, closed FROM ${s}.streams WHERE workflow_id = $1 AND key = $2 AND offset_id > $3 ORDER BY offset_id`,
@@ -254,11 +257,29 @@ export function postgresStatements(schema: string) {
            recovery_attempts = 0, completed_at = NULL, started_at = $4, updated_at = $4
        WHERE id = $1 AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')`,
     ),
+    // A fork's copy: checkpoints before the fork point (and the wait deadlines of those, stored
+    // under their negated step ids), with the events and stream entries they wrote.
     copySteps: named(
       'copy_steps',
+      `WITH steps AS (
+         INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
+         SELECT $1, step_id, name, output, error, child_id, attempts, started_at, completed_at
+         FROM ${s}.steps WHERE workflow_id = $2 AND step_id < $3 AND step_id > -$3
+       ), events AS (
+         INSERT INTO ${s}.events (workflow_id, key, step_id, value, updated_at)
+         SELECT $1, key, step_id, value, updated_at FROM ${s}.events WHERE workflow_id = $2 AND step_id < $3
+       )
+       INSERT INTO ${s}.streams (workflow_id, key, offset_id, value, closed, created_at)
+       SELECT $1, key, offset_id, value, closed, created_at FROM ${s}.streams WHERE workflow_id = $2 AND offset_id < $3`,
+    ),
+    // The checkpoint of a step whose body finished after its workflow was cancelled: its effect
+    // happened, so it is kept, and a resume returns it instead of running the body again.
+    recordCancelledStep: named(
+      'record_cancelled_step',
       `INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
-       SELECT $1, step_id, name, output, error, child_id, attempts, started_at, completed_at
-       FROM ${s}.steps WHERE workflow_id = $2 AND step_id < $3`,
+       SELECT $1, $2::integer, $3, $4, $5, $6, $9::integer, $7::bigint, $8::bigint
+       WHERE EXISTS (SELECT 1 FROM ${s}.workflows WHERE id = $1 AND status = 'CANCELLED')
+       ON CONFLICT (workflow_id, step_id) DO NOTHING`,
     ),
     resetRecoveryAttempts: named('reset_recovery_attempts', `UPDATE ${s}.workflows SET recovery_attempts = 0 WHERE id = $1`),
     resetRecoveryAttemptsOf: named(

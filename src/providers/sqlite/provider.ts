@@ -21,7 +21,7 @@ import type {
   StreamEntry,
   WorkflowRow,
 } from '../provider.js';
-import { claimLimits, listWorkflowsQuery, nextQueueTime, stepsByWorkflow, toClaimedWorkflow, toQueueDefinition, toScheduleRow, toStepRow, toWorkflowRow } from '../rows.js';
+import { claimedInOrder, claimLimits, listWorkflowsQuery, nextQueueTime, stepsByWorkflow, toQueueDefinition, toScheduleRow, toStepRow, toWorkflowRow } from '../rows.js';
 import { Batcher } from '../batcher.js';
 import { SqliteBus } from './listener.js';
 import { migrateSqlite } from './migrate.js';
@@ -209,7 +209,7 @@ export class SqliteProvider implements Provider {
             }) as Raw[])
           : [];
       const next = this.stmt(sqliteStatements.nextQueueTime).get({ queue, windowStart }) as { delayed_at: unknown; oldest_start: unknown };
-      return { claimed: claimed.map(toClaimedWorkflow), nextAt: nextQueueTime(r.queue, next) };
+      return { claimed: claimedInOrder(claimed), nextAt: nextQueueTime(r.queue, next) };
     });
     return claim.immediate();
   }
@@ -264,7 +264,7 @@ export class SqliteProvider implements Provider {
       if (effect.kind === 'send') {
         this.stmt(sqliteStatements.insertMessage).run(effect.destinationId, effect.topic, effect.body, null, step.completedAt);
       } else if (effect.kind === 'set-event') {
-        this.stmt(sqliteStatements.upsertEvent).run(workflowId, effect.key, effect.value, step.completedAt);
+        this.stmt(sqliteStatements.insertEvent).run(workflowId, effect.key, step.stepId, effect.value, step.completedAt);
       } else {
         this.stmt(sqliteStatements.insertStream).run(workflowId, effect.key, step.stepId, effect.value, effect.closed ? 1 : 0, step.completedAt);
       }
@@ -356,7 +356,10 @@ export class SqliteProvider implements Provider {
   async forkWorkflow(w: NewWorkflow, sourceId: string, fromStep: number): Promise<InsertConflict | null> {
     const fork = this.db.transaction((): boolean => {
       if (this.stmt(sqliteStatements.insertWorkflow).run(insertParams(w)).changes !== 1) return false;
-      this.stmt(sqliteStatements.copySteps).run(w.id, sourceId, fromStep);
+      const copy = { to: w.id, from: sourceId, before: fromStep };
+      this.stmt(sqliteStatements.copySteps).run(copy);
+      this.stmt(sqliteStatements.copyEvents).run(copy);
+      this.stmt(sqliteStatements.copyStreams).run(copy);
       return true;
     });
     return fork.immediate() ? null : this.explainConflict(w);
@@ -380,6 +383,14 @@ export class SqliteProvider implements Provider {
   async recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
     if (this.steps) return this.steps.submit({ workflowId, step }, workflowId);
     return this.insertStep(workflowId, step) === 1 ? { kind: 'recorded' } : this.explainMiss(workflowId, step.stepId);
+  }
+
+  async recordCancelledStep(workflowId: string, step: StepRow): Promise<boolean> {
+    return (
+      this.stmt(sqliteStatements.recordCancelledStep).run(
+        workflowId, step.stepId, step.name, step.output, step.error, step.childId, step.attempts, step.startedAt, step.completedAt, workflowId,
+      ).changes === 1
+    );
   }
 
   private insertStep(workflowId: string, step: StepRow): number {

@@ -53,7 +53,7 @@ export const sqliteStatements = {
     (SELECT min(started_at) FROM cairn_workflows WHERE queue = @queue AND started_at >= @windowStart) AS oldest_start`,
   debounce: `INSERT INTO cairn_workflows (id, name, status, input, queue, parent_id, created_at, updated_at, priority,
       partition_key, available_at, debounce_key, enqueue_seq)
-    VALUES (@id, @name, 'DELAYED', @input, @queue, @parentId, @now, @now, @priority, @partitionKey, @now + @periodMs, @key,
+    VALUES (@id, @name, 'DELAYED', @input, @queue, @parentId, @now, @now, @priority, @partitionKey, @now + min(@periodMs, @maxWaitMs), @key,
       (SELECT ifnull(max(enqueue_seq), 0) + 1 FROM cairn_workflows))
     ON CONFLICT (queue, debounce_key) WHERE debounce_key IS NOT NULL AND status = 'DELAYED'
     DO UPDATE SET input = excluded.input, updated_at = excluded.updated_at,
@@ -81,10 +81,10 @@ export const sqliteStatements = {
     ON CONFLICT (destination_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`,
   oldestMessage: `SELECT seq, body FROM cairn_messages WHERE destination_id = ? AND topic = ? AND consumed_at IS NULL ORDER BY seq LIMIT 1`,
   consumeMessage: `UPDATE cairn_messages SET consumed_at = ? WHERE seq = ?`,
-  upsertEvent: `INSERT INTO cairn_events (workflow_id, key, value, updated_at) VALUES (?, ?, ?, ?)
-    ON CONFLICT (workflow_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+  insertEvent: `INSERT INTO cairn_events (workflow_id, key, step_id, value, updated_at) VALUES (?, ?, ?, ?, ?)`,
   insertStream: `INSERT INTO cairn_streams (workflow_id, key, offset_id, value, closed, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-  getEvent: `SELECT value FROM cairn_events WHERE workflow_id = ? AND key = ?`,
+  // An event's value is the one its latest setEvent wrote.
+  getEvent: `SELECT value FROM cairn_events WHERE workflow_id = ? AND key = ? ORDER BY step_id DESC LIMIT 1`,
   listSchedules: `SELECT ${SCHEDULE_COLUMNS} FROM cairn_schedules ORDER BY name`,
   getSchedule: `SELECT ${SCHEDULE_COLUMNS} FROM cairn_schedules WHERE name = ?`,
   insertSchedule: `INSERT INTO cairn_schedules (${SCHEDULE_COLUMNS})
@@ -100,9 +100,21 @@ export const sqliteStatements = {
     SET status = 'PENDING', executor_id = ?, app_version = ?, output = NULL, error = NULL, deadline_at = NULL,
         recovery_attempts = 0, completed_at = NULL, started_at = ?, updated_at = ?
     WHERE id = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')`,
+  // A fork's copy: checkpoints before the fork point (and the wait deadlines of those, stored under
+  // their negated step ids), with the events and stream entries they wrote.
   copySteps: `INSERT INTO cairn_steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
-    SELECT ?, step_id, name, output, error, child_id, attempts, started_at, completed_at
-    FROM cairn_steps WHERE workflow_id = ? AND step_id < ?`,
+    SELECT @to, step_id, name, output, error, child_id, attempts, started_at, completed_at
+    FROM cairn_steps WHERE workflow_id = @from AND step_id < @before AND step_id > -@before`,
+  copyEvents: `INSERT INTO cairn_events (workflow_id, key, step_id, value, updated_at)
+    SELECT @to, key, step_id, value, updated_at FROM cairn_events WHERE workflow_id = @from AND step_id < @before`,
+  copyStreams: `INSERT INTO cairn_streams (workflow_id, key, offset_id, value, closed, created_at)
+    SELECT @to, key, offset_id, value, closed, created_at FROM cairn_streams WHERE workflow_id = @from AND offset_id < @before`,
+  // The checkpoint of a step whose body finished after its workflow was cancelled: its effect
+  // happened, so it is kept, and a resume returns it instead of running the body again.
+  recordCancelledStep: `INSERT INTO cairn_steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
+    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
+    WHERE EXISTS (SELECT 1 FROM cairn_workflows WHERE id = ? AND status = 'CANCELLED')
+    ON CONFLICT (workflow_id, step_id) DO NOTHING`,
   resetRecoveryAttempts: `UPDATE cairn_workflows SET recovery_attempts = 0 WHERE id = ?`,
   getStep: `SELECT ${STEP_COLUMNS} FROM cairn_steps WHERE workflow_id = ? AND step_id = ?`,
   getStatus: `SELECT status FROM cairn_workflows WHERE id = ?`,

@@ -1,0 +1,4 @@
+import { defineSemanticsSuite } from './semantics.js';
+import { postgresTarget } from './helpers/targets.js';
+
+defineSemanticsSuite(await postgresTarget('semantics'));
