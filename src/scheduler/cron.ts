@@ -63,3 +63,19 @@ export function latestTicks(cron: string, timezone: string, after: number, until
   }
   return ticks;
 }
+
+/**
+ * What is wrong with a stored schedule's cron expression and time zone, or undefined when they
+ * work. Rows are checked when created, but the table can be edited by hand, and a time zone can
+ * disappear from the runtime's database.
+ */
+export function scheduleProblem(cron: unknown, timezone: unknown): string | undefined {
+  try {
+    assertTimezone(timezone);
+    assertCron(cron);
+    nextTick(cron as string, timezone as string, Date.now());
+    return undefined;
+  } catch (err) {
+    return `${(err as Error).message}`;
+  }
+}

@@ -3,7 +3,7 @@ import type { Provider, ScheduleRow } from '../providers/provider.js';
 import type { ScheduleInfo, ScheduleOptions, ScheduleUpdate, Workflow, WorkflowHandle } from '../types.js';
 import { InvalidArgumentError } from '../engine/errors.js';
 import { assertDate, assertName, assertOptions, describe } from '../engine/validate.js';
-import { assertCron, assertTimezone, nextTick, ticksBetween } from './cron.js';
+import { assertCron, assertTimezone, nextTick, scheduleProblem, ticksBetween } from './cron.js';
 
 /** Most ticks one `backfill(name, from, to)` call may start. */
 export const MAX_BACKFILL_TICKS = 1_000;
@@ -50,10 +50,21 @@ function workflowNameOf(workflow: unknown): string {
   throw new InvalidArgumentError('workflow', `workflow must be a registered workflow or its name, got ${describe(workflow)}`);
 }
 
+/**
+ * The public shape of a stored schedule. A row whose cron or time zone no longer works (edited by
+ * hand) is still returned, with `nextTickAt: null` and `problem` saying what is wrong.
+ */
 export function toScheduleInfo(row: ScheduleRow): ScheduleInfo {
   let next: Date | null = null;
-  if (!row.paused) next = new Date(nextTick(row.cron, row.timezone, Math.max(Date.now(), row.lastTickAt ?? 0)));
-  return {
+  let problem = scheduleProblem(row.cron, row.timezone);
+  if (problem === undefined && !row.paused) {
+    try {
+      next = new Date(nextTick(row.cron, row.timezone, Math.max(Date.now(), row.lastTickAt ?? 0)));
+    } catch (err) {
+      problem = (err as Error).message;
+    }
+  }
+  const info: ScheduleInfo = {
     name: row.name,
     cron: row.cron,
     workflowName: row.workflowName,
@@ -66,6 +77,8 @@ export function toScheduleInfo(row: ScheduleRow): ScheduleInfo {
     createdAt: new Date(row.createdAt),
     updatedAt: new Date(row.updatedAt),
   };
+  if (problem !== undefined) info.problem = problem;
+  return info;
 }
 
 /**
@@ -155,6 +168,7 @@ export class Schedules {
     const end = assertDate('to', to);
     if (end < start) throw new InvalidArgumentError('to', `backfill range is reversed: to (${to.toISOString()}) is before from (${from.toISOString()})`);
     const row = await this.require(name);
+    assertWorking(row);
     const ticks = ticksBetween(row.cron, row.timezone, start - 1, end - 1, MAX_BACKFILL_TICKS + 1);
     if (ticks.length > MAX_BACKFILL_TICKS) {
       throw new InvalidArgumentError('to', `backfill of '${row.name}' from ${from.toISOString()} to ${to.toISOString()} covers more than ${MAX_BACKFILL_TICKS} ticks; split the range`);
@@ -200,6 +214,14 @@ export class Schedules {
   private async save(row: ScheduleRow): Promise<ScheduleInfo> {
     if (!(await this.host.provider.updateSchedule(row))) throw notFound(row.name);
     return toScheduleInfo(row);
+  }
+}
+
+/** Refuses to act on a schedule whose stored definition no longer works. */
+function assertWorking(row: ScheduleRow): void {
+  const problem = scheduleProblem(row.cron, row.timezone);
+  if (problem !== undefined) {
+    throw new InvalidArgumentError('name', `schedule '${row.name}' is broken (${problem}); fix it with schedules.update('${row.name}', { cron, timezone })`);
   }
 }
 
