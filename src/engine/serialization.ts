@@ -112,7 +112,7 @@ function findUnstorable(value: unknown, path: string, ancestors: Set<object>, de
       return undefined;
   }
   if (value === null || ancestors.has(value)) return undefined;
-  if (depth > MAX_NESTING) return { path, reason: `a value nested more than ${MAX_NESTING} levels deep` };
+  if (depth >= MAX_NESTING) return { path, reason: `a value nested more than ${MAX_NESTING} levels deep` };
   if (value instanceof Date && Number.isNaN(value.getTime())) return { path, reason: 'an invalid Date (its time is NaN)' };
   if (Buffer.isBuffer(value)) return { path, reason: 'a Buffer (store a Uint8Array or a string instead)' };
   if (value instanceof Promise) return { path, reason: 'a Promise (await it first)' };
