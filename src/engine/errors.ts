@@ -158,7 +158,9 @@ export class SerializationError extends CairnError {
     reason: string,
     options?: { cause?: unknown },
   ) {
-    super(ERROR_CODES.SerializationError, `${what} cannot be stored: ${reason} at ${path}`, options);
+    // A path hundreds of levels long is kept whole in `path`; the message shows its ends.
+    const shown = path.length > 160 ? `${path.slice(0, 100)}...${path.slice(-40)} (${path.length} characters)` : path;
+    super(ERROR_CODES.SerializationError, `${what} cannot be stored: ${reason} at ${shown}`, options);
   }
 }
 
