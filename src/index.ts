@@ -5,6 +5,7 @@ export { Schedules } from './scheduler/schedules.js';
 export {
   CairnError,
   ContextUsageError,
+  CorruptValueError,
   DuplicateQueueEntryError,
   ERROR_CODES,
   EngineClosedError,

@@ -17,6 +17,7 @@
  */
 
 import type { Provider } from './providers/provider.js';
+import type { CorruptValueError } from './engine/errors.js';
 
 /** Life-cycle states of a workflow. */
 export type WorkflowStatus =
@@ -56,6 +57,11 @@ export interface WorkflowInfo<I = unknown, O = unknown> {
   startedAt: Date | null;
   completedAt: Date | null;
   recoveryAttempts: number;
+  /**
+   * Present only when a stored field (input, output or error) could not be read: the field is
+   * undefined and this says which value is corrupt and why (the first, when several are).
+   */
+  problem?: CorruptValueError;
 }
 
 /** A recorded step, as returned by `engine.listSteps`, in counter order. */
@@ -69,6 +75,8 @@ export interface StepInfo {
   attempts: number;
   startedAt: Date;
   completedAt: Date;
+  /** Present only when the stored output or error could not be read; that field is then undefined. */
+  problem?: CorruptValueError;
 }
 
 /** What a step function receives. */
@@ -170,9 +178,16 @@ export interface ScheduleInfo {
   missed: 'skip' | 'backfill';
   paused: boolean;
   lastTickAt: Date | null;
+  /** The next tick, or null when paused or when the stored definition is broken (see `problem`). */
   nextTickAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
+  /**
+   * Present only when the stored cron expression or time zone no longer works (edited by hand,
+   * or a time zone the runtime no longer knows): what is wrong. Such a schedule never fires
+   * until it is updated; the others are unaffected.
+   */
+  problem?: string;
 }
 
 export interface ScheduleUpdate {

@@ -430,6 +430,7 @@ export function defineScheduleSuite(target: Target): void {
     test('a launch refused for a conflicting declaration stores none of its declarations', async () => {
       const store = await target.fresh();
       const { engine } = await observer(store);
+      engine.workflow('other', async () => 'other');
       await engine.schedules.create('taken', '0 2 * * *', 'beat');
       await engine.schedules.create('shared', '0 3 * * *', 'other');
       const snapshot = stored(await engine.schedules.list());
@@ -449,6 +450,7 @@ export function defineScheduleSuite(target: Target): void {
     test('bad input is refused with INVALID_ARGUMENT naming the problem, and changes nothing stored', async () => {
       const store = await target.fresh();
       const { engine, beat } = await observer(store);
+      engine.workflow('other', async () => 'other');
       await engine.schedules.create('nightly', '0 2 * * *', 'beat', { timezone: 'Europe/Paris', missed: 'backfill' });
       await engine.schedules.pause('nightly');
       const snapshot = stored(await engine.schedules.list());

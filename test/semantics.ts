@@ -312,6 +312,28 @@ export function defineSemanticsSuite(target: Target): void {
       await assert.rejects(noQueue.run(undefined), cairnError('INVALID_ARGUMENT', /priority applies to a child started on a queue/));
     });
 
+    test('a schedule for a workflow this engine does not register, with no queue, is refused', async () => {
+      const engine = await target.open(await target.fresh());
+      const known = engine.workflow('known', async () => 'ok');
+      engine.queue('elsewhere');
+      await assert.rejects(
+        engine.schedules.create('typo', '0 * * * *', 'knwon'),
+        cairnError('INVALID_ARGUMENT', /workflow 'knwon', which is not registered in this engine/, { argument: 'workflow' }),
+      );
+      assert.deepEqual(await engine.schedules.list(), []);
+      // A queue's workers may register it; and a registered one is accepted.
+      await engine.schedules.create('remote', '0 * * * *', 'runs-on-workers', { queue: 'elsewhere' });
+      await engine.schedules.create('local', '0 * * * *', known);
+      await assert.rejects(
+        engine.schedules.update('local', { workflow: 'knwon' }),
+        cairnError('INVALID_ARGUMENT', /not registered in this engine/),
+      );
+      assert.deepEqual((await engine.schedules.list()).map((s) => [s.name, s.workflowName]), [
+        ['local', 'known'],
+        ['remote', 'runs-on-workers'],
+      ]);
+    });
+
     test('workflows claimed in one batch start in priority order', async () => {
       const store = await target.fresh();
       const submitter = await target.open(store);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import superjson from 'superjson';
-import { deserialize, roundTrip, serialize } from '../src/engine/serialization.js';
+import { deserialize, deserializeError, MAX_NESTING, roundTrip, serialize, serializeError } from '../src/engine/serialization.js';
+import { CorruptValueError, SerializationError } from '../src/engine/errors.js';
 import { newWorkflowId } from '../src/engine/ids.js';
 
 const shared = { x: 1 };
@@ -72,6 +73,80 @@ describe('serialization', () => {
 
   test('a function inside an otherwise plain value is still refused with its path', () => {
     assert.throws(() => serialize({ a: [1, { f: () => 1 }] }, 'the output of step x'), /\$\.a\[1\]\.f/);
+  });
+});
+
+function nestedIn(depth: number, leaf: unknown): unknown {
+  let v = leaf;
+  for (let i = 0; i < depth; i++) v = { a: v };
+  return v;
+}
+
+describe('values that cannot be stored', () => {
+  const refused: Array<[string, () => unknown, RegExp, RegExp]> = [
+    ['a value nested 100,000 levels deep', () => nestedIn(100_000, 1), /^\$(\.a){500}$/, /nested more than 500 levels deep/],
+    ['a value nested one level too deep', () => nestedIn(MAX_NESTING + 1, 1), /^\$(\.a){500}$/, /nested more than 500 levels deep/],
+    ['an invalid Date', () => ({ when: new Date(Number.NaN) }), /^\$\.when$/, /an invalid Date/],
+    ['an invalid Date at the top', () => new Date(Number.NaN), /^\$$/, /an invalid Date/],
+    ['an invalid Date in a Map', () => new Map([['k', new Date(Number.NaN)]]), /^\$\.get\("k"\)$/, /an invalid Date/],
+    ['constructor beside a Date', () => ({ constructor: 'x', at: new Date(0) }), /^\$\.constructor$/, /property named 'constructor'/],
+    ['prototype deeper beside a Map', () => ({ m: new Map(), inner: { prototype: 1 } }), /^\$\.inner\.prototype$/, /property named 'prototype'/],
+  ];
+  for (const [label, make, path, reason] of refused) {
+    test(`${label} is refused with SerializationError naming its path`, () => {
+      assert.throws(
+        () => serialize(make(), 'the input'),
+        (err: unknown) => {
+          assert.ok(err instanceof SerializationError, `got ${String(err)}`);
+          assert.equal(err.code, 'SERIALIZATION');
+          assert.match(err.path, path);
+          assert.match(err.message, reason);
+          return true;
+        },
+      );
+    });
+  }
+
+  test('a value nested exactly 500 levels deep (a Date at the bottom) is stored and read back', () => {
+    const value = nestedIn(MAX_NESTING - 1, new Date(5));
+    assert.deepStrictEqual(roundTrip(value, 'the input').value, value);
+  });
+
+  test('a plain value with a constructor property is still stored as JSON', () => {
+    assert.deepStrictEqual(roundTrip({ constructor: 'x' }, 'the input').value, { constructor: 'x' });
+  });
+});
+
+describe('corrupt stored text', () => {
+  const corrupt: Array<[string, string]> = [
+    ['not JSON', '{"json": '],
+    ['JSON that is not an object', '42'],
+    ['an object without json', '{"value": 1}'],
+    ['superjson meta that does not fit', '{"json": 1, "meta": {"values": ["map"]}}'],
+    ['superjson meta of an unknown type', '{"json": 1, "meta": {"values": ["nonsense"]}}'],
+  ];
+  for (const [label, text] of corrupt) {
+    test(`deserialize refuses ${label} with CorruptValueError`, () => {
+      assert.throws(
+        () => deserialize(text, 'the output of step 1'),
+        (err: unknown) => err instanceof CorruptValueError && err.code === 'CORRUPT_VALUE' && err.what === 'the output of step 1' && err.cause !== undefined,
+      );
+    });
+  }
+
+  for (const [label, text] of [...corrupt, ['a value that is not a stored error', '{"json": {"name": 5}}'] as [string, string], ['null', '{"json": null}'] as [string, string]]) {
+    test(`deserializeError refuses ${label} with CorruptValueError`, () => {
+      assert.throws(
+        () => deserializeError(text, 'the error of workflow w'),
+        (err: unknown) => err instanceof CorruptValueError && /the error of workflow w is corrupt/.test(err.message),
+      );
+    });
+  }
+
+  test('a stored error still reads back', () => {
+    const back = deserializeError(serializeError(new TypeError('boom'))) as Error;
+    assert.equal(back.name, 'TypeError');
+    assert.equal(back.message, 'boom');
   });
 });
 

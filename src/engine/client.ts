@@ -30,6 +30,7 @@ import { deserialize, serialize, serializeError } from './serialization.js';
 import {
   assertDate,
   assertDuration,
+  assertInt32,
   assertName,
   assertNonNegativeInteger,
   assertOptions,
@@ -105,6 +106,9 @@ export class Client implements HandleSource {
   protected readonly waits: Waits;
   protected readonly closeController = new AbortController();
   protected closing: Promise<void> | undefined;
+  /** The provider itself; `provider` is this behind a guard that refuses calls once it is closed. */
+  private readonly rawProvider: Provider;
+  private released = false;
 
   /** Opens the database (migrating it unless `migrate: false`) and returns a client. */
   static async open(options: ClientOptions): Promise<Client> {
@@ -115,9 +119,10 @@ export class Client implements HandleSource {
   protected constructor(opened: Opened) {
     // Every waiter listens for the close; there may be thousands.
     setMaxListeners(0, this.closeController.signal);
-    this.provider = opened.provider;
+    this.rawProvider = opened.provider;
+    this.provider = refuseWhenClosed(opened.provider, () => this.released);
     this.logger = opened.logger;
-    this.waits = new Waits(opened.provider, opened.pollIntervalMs, this.closeController.signal);
+    this.waits = new Waits(this.provider, opened.pollIntervalMs, this.closeController.signal);
   }
 
   /** A handle to any workflow by id (it need not exist yet). */
@@ -155,7 +160,7 @@ export class Client implements HandleSource {
     parentId: string | null,
   ): Promise<WorkflowHandle<O>> {
     const id = options.id === undefined ? newWorkflowId() : assertName('workflow id', options.id);
-    const priority = options.priority === undefined ? 0 : assertInteger('priority', options.priority);
+    const priority = options.priority === undefined ? 0 : assertInt32('priority', options.priority);
     const dedupId = options.dedupId === undefined ? null : assertName('dedupId', options.dedupId);
     const delayMs = options.delayMs === undefined ? 0 : assertDuration('delayMs', options.delayMs);
     const timeoutMs = options.timeoutMs === undefined ? undefined : assertDuration('timeoutMs', options.timeoutMs);
@@ -211,6 +216,7 @@ export class Client implements HandleSource {
   /** The stored workflow; rejects with WorkflowNotFoundError when there is none. */
   async getWorkflow<I = unknown, O = unknown>(id: string): Promise<WorkflowInfo<I, O>> {
     assertName('workflow id', id);
+    this.assertOpen(`cannot read workflow '${id}'`);
     const row = await this.provider.getWorkflow(id);
     if (!row) throw new WorkflowNotFoundError(id);
     return toWorkflowInfo<I, O>(row);
@@ -219,10 +225,11 @@ export class Client implements HandleSource {
   /** The recorded steps of a workflow, in counter order. */
   async listSteps(id: string): Promise<StepInfo[]> {
     assertName('workflow id', id);
+    this.assertOpen(`cannot list the steps of workflow '${id}'`);
     const row = await this.provider.getWorkflow(id);
     if (!row) throw new WorkflowNotFoundError(id);
     // Negative step ids hold the deadlines of waits, not steps.
-    return (await this.provider.listSteps(id)).filter((s) => s.stepId > 0).map(toStepInfo);
+    return (await this.provider.listSteps(id)).filter((s) => s.stepId > 0).map((step) => toStepInfo(step, id));
   }
 
   /**
@@ -242,7 +249,7 @@ export class Client implements HandleSource {
     if (filter.order !== undefined && filter.order !== 'asc' && filter.order !== 'desc') {
       throw new InvalidArgumentError('order', `order must be 'asc' or 'desc', got ${describe(filter.order)}`);
     }
-    const rows = await this.provider.listWorkflows({
+    const query: Parameters<Provider['listWorkflows']>[0] = {
       order: filter.order ?? 'asc',
       ...(statuses && { statuses }),
       ...(filter.name !== undefined && { name: assertName('name', filter.name) }),
@@ -251,7 +258,9 @@ export class Client implements HandleSource {
       ...(filter.createdBefore !== undefined && { createdBefore: assertDate('createdBefore', filter.createdBefore) }),
       ...(filter.limit !== undefined && { limit: assertNonNegativeInteger('limit', filter.limit) }),
       ...(filter.offset !== undefined && { offset: assertNonNegativeInteger('offset', filter.offset) }),
-    });
+    };
+    this.assertOpen('cannot list workflows');
+    const rows = await this.provider.listWorkflows(query);
     return rows.map((r) => toWorkflowInfo(r));
   }
 
@@ -306,7 +315,7 @@ export class Client implements HandleSource {
     assertDuration('timeoutMs', timeoutMs);
     this.assertOpen(`cannot read events of workflow '${workflowId}'`);
     const text = await this.waitForEvent(workflowId, key, Date.now() + timeoutMs);
-    return text === undefined ? null : deserialize<T>(text);
+    return text === undefined ? null : deserialize<T>(text, `event '${key}' of workflow '${workflowId}'`);
   }
 
   protected waitForEvent(
@@ -353,13 +362,14 @@ export class Client implements HandleSource {
       for (const entry of batch) {
         if (entry.closed) return;
         after = entry.offset;
-        yield deserialize<T>(entry.value);
+        yield deserialize<T>(entry.value, `entry ${entry.offset} of stream '${key}' of workflow '${workflowId}'`);
       }
     }
   }
 
   /** @internal */
   async getWorkflowRow(id: string): Promise<WorkflowRow | undefined> {
+    this.assertOpen(`cannot read workflow '${id}'`);
     return this.provider.getWorkflow(id);
   }
 
@@ -383,7 +393,8 @@ export class Client implements HandleSource {
   protected async release(): Promise<void> {
     this.closeController.abort(new EngineClosedError('stopped waiting'));
     await this.waits.close();
-    await this.provider.close();
+    this.released = true;
+    await this.rawProvider.close();
   }
 
   protected assertOpen(what: string): void {
@@ -391,9 +402,31 @@ export class Client implements HandleSource {
   }
 }
 
-function assertInteger(argument: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
-    throw new InvalidArgumentError(argument, `${argument} must be an integer, got ${describe(value)}`);
-  }
-  return value;
+/** Provider methods that answer synchronously; after release they answer as an idle database would. */
+const SYNC_METHODS: Record<string, unknown> = { committedElsewhere: false };
+
+/**
+ * The provider as seen by everything built on a client (the engine, its schedules, scheduler and
+ * dispatchers): once the client released it, every call rejects with EngineClosedError instead of
+ * the driver's own error about a closed connection or pool. Methods run on the provider itself.
+ */
+function refuseWhenClosed(provider: Provider, released: () => boolean): Provider {
+  const wrapped = new Map<PropertyKey, { original: unknown; guard: unknown }>();
+  return new Proxy(provider, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target) as unknown;
+      if (typeof value !== 'function' || property === 'close') return value;
+      const known = wrapped.get(property);
+      if (known?.original === value) return known.guard;
+      const method = value as (...args: unknown[]) => unknown;
+      const name = String(property);
+      const guard = (...args: unknown[]): unknown => {
+        if (!released()) return method.apply(target, args);
+        if (name in SYNC_METHODS) return SYNC_METHODS[name];
+        return Promise.reject(new EngineClosedError(`cannot use the database (${name})`));
+      };
+      wrapped.set(property, { original: value, guard });
+      return guard;
+    },
+  });
 }

@@ -197,7 +197,7 @@ export class WorkflowContext implements Context {
   private async received<T>(got: RecvOutcome | undefined, stepId: number, startedAt: number): Promise<T | null> {
     if (got?.kind === 'received') {
       await this.progressed();
-      return deserialize<T>(got.body);
+      return deserialize<T>(got.body, `the message received at step ${stepId} of workflow '${this.workflowId}'`);
     }
     if (got !== undefined) return this.settleMiss<T | null>(stepId, 'cairn.recv', got);
     // Timed out: the null is recorded too, so a replay returns it without waiting.
@@ -231,7 +231,7 @@ export class WorkflowContext implements Context {
         const text = await this.core.waitForEvent(workflowId, key, deadline, this.signal, () =>
           this.holdDeadline(stepId, 'cairn.getEvent', deadline, startedAt),
         );
-        return { ok: true, value: text === undefined ? null : deserialize<T>(text), attempts: 1 };
+        return { ok: true, value: text === undefined ? null : deserialize<T>(text, `event '${key}' of workflow '${workflowId}'`), attempts: 1 };
       } catch (error) {
         return { ok: false, error, attempts: 1 };
       }
@@ -401,7 +401,7 @@ export class WorkflowContext implements Context {
    */
   private recordedDeadline(stepId: number, name: string): number | undefined {
     const row = this.replay?.get(-stepId);
-    return row && row.name === `${name}.deadline` ? deserialize<number>(row.output) : undefined;
+    return row && row.name === `${name}.deadline` ? deserialize<number>(row.output, `the deadline of step ${stepId} of workflow '${this.workflowId}'`) : undefined;
   }
 
   /** Records a wait's deadline as it parks (once; a replayed wait already has it). */
@@ -436,8 +436,9 @@ export class WorkflowContext implements Context {
   /** Returns (or rethrows) a recorded checkpoint, after checking it belongs to this call. */
   private adopt<T>(stepId: number, name: string, row: StepRow): T {
     if (row.name !== name) throw new NonDeterminismError(this.workflowId, stepId, row.name, name);
-    if (row.error !== null) throw deserializeError(row.error);
-    return deserialize<T>(row.output);
+    const what = `the recorded outcome of step ${stepId} ('${name}') of workflow '${this.workflowId}'`;
+    if (row.error !== null) throw deserializeError(row.error, what);
+    return deserialize<T>(row.output, what);
   }
 
   /** Another execution is ahead of this one: load its checkpoints so the next calls replay them. */
@@ -451,7 +452,7 @@ export class WorkflowContext implements Context {
     if (status === undefined) return new WorkflowNotFoundError(this.workflowId);
     if (status === 'CANCELLED') {
       const row = await this.core.provider.getWorkflow(this.workflowId);
-      const reason = row?.error ? deserializeError(row.error) : new WorkflowCancelledError(this.workflowId);
+      const reason = row?.error ? deserializeError(row.error, `the cancellation reason of workflow '${this.workflowId}'`) : new WorkflowCancelledError(this.workflowId);
       this.cancellation.abort(reason);
       return reason;
     }

@@ -27,7 +27,7 @@ import { newWorkflowId } from './ids.js';
 import { resultOf } from './info.js';
 import { Registry, type Registration } from './registry.js';
 import { roundTrip } from './serialization.js';
-import { assertDuration, assertName, assertOptions, assertPositiveInteger } from './validate.js';
+import { assertDuration, assertInt32, assertName, assertOptions, assertPositiveInteger } from './validate.js';
 
 const RESUMABLE: ReadonlySet<WorkflowStatus> = new Set(['CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
@@ -35,6 +35,8 @@ const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 const RECOVERY_BATCH = 500;
 /** A debounce without maxWaitMs: about 30,000 years, an integer either database stores. */
 const NO_MAX_WAIT_MS = 1e15;
+/** The longest delay a Node timer takes as it is. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * The durable-execution engine: registers workflows, starts, recovers and dispatches them, and
@@ -103,7 +105,17 @@ export class Engine extends Client {
       awaitResult: (id) => this.awaitResult(id),
       waitForEvent: (workflowId, key, deadline, signal, parking) => this.waitForEvent(workflowId, key, deadline, signal, parking),
     };
-    this.schedules = new Schedules({ provider: this.provider, start: (row, tick, id) => this.startScheduled(row, tick, id) });
+    this.schedules = new Schedules({
+      provider: this.provider,
+      start: (row, tick, id) => this.startScheduled(row, tick, id),
+      assertFirable: (row) => {
+        if (row.queue !== null || this.registry.get(row.workflowName)) return;
+        throw new InvalidArgumentError(
+          'workflow',
+          `schedule '${row.name}' would start workflow '${row.workflowName}', which is not registered in this engine; register it first, or give the schedule a queue whose workers run it`,
+        );
+      },
+    });
     this.scheduler = new Scheduler({
       provider: this.provider,
       waits: this.waits,
@@ -262,9 +274,14 @@ export class Engine extends Client {
     if (options === undefined) throw new InvalidArgumentError('periodMs', 'debounce needs options with periodMs');
     const periodMs = assertDuration('periodMs', options.periodMs);
     const maxWaitMs = options.maxWaitMs === undefined ? NO_MAX_WAIT_MS : assertDuration('maxWaitMs', options.maxWaitMs);
+    const priority = options.priority === undefined ? 0 : assertInt32('priority', options.priority);
     if (queue.partitioned && options.partitionKey === undefined) {
       throw new InvalidArgumentError('partitionKey', `queue '${queue.name}' is partitioned: every workflow enqueued on it needs a partitionKey`);
     }
+    if (!queue.partitioned && options.partitionKey !== undefined) {
+      throw new InvalidArgumentError('partitionKey', `queue '${queue.name}' is not partitioned, so it takes no partitionKey`);
+    }
+    const partitionKey = options.partitionKey === undefined ? null : assertName('partitionKey', options.partitionKey);
     const id = await this.provider.debounce({
       row: {
         id: newWorkflowId(),
@@ -276,8 +293,8 @@ export class Engine extends Client {
         parentId: null,
         deadlineAt: null,
         createdAt: Date.now(),
-        priority: options.priority ?? 0,
-        partitionKey: options.partitionKey ?? null,
+        priority,
+        partitionKey,
       },
       key,
       periodMs,
@@ -561,13 +578,13 @@ export class Engine extends Client {
     // sleep or wait is released at once, PENDING, for recovery to resume.
     this.releaseReason = new EngineClosedError('workflow released: the engine is closing');
     for (const e of this.running.values()) e.release(this.releaseReason);
-    const timeUp = new AbortController();
-    const timer = sleep(Math.max(0, deadline - Date.now()), undefined, { signal: timeUp.signal }).catch(() => undefined);
     // Children started meanwhile join the running set, so look again until it is empty.
     while (this.running.size > 0 && Date.now() < deadline) {
+      const timeUp = new AbortController();
+      const timer = sleep(Math.min(deadline - Date.now(), MAX_TIMER_MS), undefined, { signal: timeUp.signal }).catch(() => undefined);
       await Promise.race([Promise.allSettled([...this.running.values()].map((e) => e.done)), timer]);
+      timeUp.abort();
     }
-    timeUp.abort();
     this.closed = true;
     const reason = new EngineClosedError('workflow abandoned');
     for (const e of this.running.values()) e.abort(reason);

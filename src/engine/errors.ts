@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   ExecutionSupersededError: 'EXECUTION_SUPERSEDED',
   StepTimeoutError: 'STEP_TIMEOUT',
   ExecutionInterruptedError: 'EXECUTION_INTERRUPTED',
+  CorruptValueError: 'CORRUPT_VALUE',
 } as const;
 
 export type CairnErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -111,7 +112,7 @@ export class StepRetriesExceededError extends CairnError {
     readonly stepName: string,
     readonly errors: unknown[],
   ) {
-    super(ERROR_CODES.StepRetriesExceededError, `step '${stepName}' failed on all ${errors.length} attempts`, {
+    super(ERROR_CODES.StepRetriesExceededError, `step '${stepName}' failed on all ${errors.length} attempts; last error: ${messageOf(errors[errors.length - 1])}`, {
       cause: errors[errors.length - 1],
     });
   }
@@ -157,7 +158,9 @@ export class SerializationError extends CairnError {
     reason: string,
     options?: { cause?: unknown },
   ) {
-    super(ERROR_CODES.SerializationError, `${what} cannot be stored: ${reason} at ${path}`, options);
+    // A path hundreds of levels long is kept whole in `path`; the message shows its ends.
+    const shown = path.length > 160 ? `${path.slice(0, 100)}...${path.slice(-40)} (${path.length} characters)` : path;
+    super(ERROR_CODES.SerializationError, `${what} cannot be stored: ${reason} at ${shown}`, options);
   }
 }
 
@@ -233,4 +236,37 @@ export class ExecutionInterruptedError extends CairnError {
       { cause, retryable: true },
     );
   }
+}
+
+/**
+ * A value read back from the database cannot be parsed: it was changed outside Cairn, or written
+ * by something else. `what` says which value; `cause` holds the parser's error. Nothing is
+ * changed in the database; lists and `getWorkflow` still return the row, with the unreadable
+ * field undefined and this error in `problem`.
+ *
+ * @example
+ * const info = await engine.getWorkflow('order-42');
+ * if (info.problem) console.error(info.problem.what, info.problem.cause);
+ */
+export class CorruptValueError extends CairnError {
+  constructor(
+    readonly what: string,
+    cause: unknown,
+  ) {
+    super(ERROR_CODES.CorruptValueError, `${what} is corrupt and cannot be read: ${messageOf(cause)}`, { cause });
+  }
+}
+
+/** A short description of a thrown value, for messages that quote it. */
+function messageOf(err: unknown): string {
+  let text: string;
+  if (err instanceof Error) text = err.message;
+  else {
+    try {
+      text = typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err));
+    } catch {
+      text = String(err);
+    }
+  }
+  return text.length > 500 ? `${text.slice(0, 500)}...` : text;
 }

@@ -92,7 +92,7 @@ export class Execution {
       await Promise.resolve();
       let returned: unknown;
       try {
-        const input = spec.storedInput === undefined ? spec.input : deserialize(spec.storedInput);
+        const input = spec.storedInput === undefined ? spec.input : deserialize(spec.storedInput, `the input of workflow '${spec.id}'`);
         returned = await spec.fn(ctx, input);
       } finally {
         ctx.finish();

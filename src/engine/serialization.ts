@@ -1,5 +1,5 @@
 import superjson from 'superjson';
-import { ERROR_CODES, SerializationError, type CairnError } from './errors.js';
+import { CorruptValueError, ERROR_CODES, SerializationError, type CairnError } from './errors.js';
 import * as errors from './errors.js';
 
 /**
@@ -10,7 +10,7 @@ import * as errors from './errors.js';
 export function serialize(value: unknown, what: string): string {
   // Plain JSON needs none of superjson's annotations, and its text is the same either way.
   if (isPlainJson(value, 0, undefined)) return `{"json":${JSON.stringify(value)}}`;
-  const problem = findUnstorable(value, '$', new Set());
+  const problem = findUnstorable(value, '$', new Set(), 0);
   if (problem !== undefined) throw new SerializationError(problem.path, what, problem.reason);
   try {
     return superjson.stringify(value);
@@ -19,14 +19,40 @@ export function serialize(value: unknown, what: string): string {
   }
 }
 
-export function deserialize<T = unknown>(text: string | null): T {
+/**
+ * Parses a stored value. A value that cannot be parsed (changed by hand, truncated, written by
+ * something else) raises {@link CorruptValueError} naming `what`, with the parser's error as cause.
+ */
+export function deserialize<T = unknown>(text: string | null, what = 'a stored value'): T {
   if (text === null) return undefined as T;
-  const stored = JSON.parse(text) as { json: unknown; meta?: unknown };
+  let stored: { json: unknown; meta?: unknown };
+  try {
+    stored = JSON.parse(text) as { json: unknown; meta?: unknown };
+  } catch (cause) {
+    throw new CorruptValueError(what, cause);
+  }
+  if (typeof stored !== 'object' || stored === null || Array.isArray(stored) || !('json' in stored)) {
+    throw new CorruptValueError(what, new TypeError('it is not an object with a "json" field'));
+  }
   // Without annotations superjson would return a copy of `json`, which is already a fresh value.
-  return stored.meta === undefined ? (stored.json as T) : superjson.deserialize<T>(stored as Parameters<typeof superjson.deserialize>[0]);
+  if (stored.meta === undefined) return stored.json as T;
+  try {
+    return superjson.deserialize<T>(stored as Parameters<typeof superjson.deserialize>[0]);
+  } catch (cause) {
+    throw new CorruptValueError(what, cause);
+  }
 }
 
 const PLAIN_DEPTH = 32;
+
+/**
+ * How deep a stored value may nest. superjson and JSON walk values recursively, and a value
+ * nested some thousands of levels deep overflows the stack; far below that, refuse it by name.
+ */
+export const MAX_NESTING = 500;
+
+/** Property names superjson refuses in annotated values, as a prototype-pollution risk. */
+const POLLUTING_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
  * Whether `value` is JSON as it stands: strings, finite numbers other than -0, booleans, null, and
@@ -74,7 +100,7 @@ interface Problem {
   reason: string;
 }
 
-function findUnstorable(value: unknown, path: string, ancestors: Set<object>): Problem | undefined {
+function findUnstorable(value: unknown, path: string, ancestors: Set<object>, depth: number): Problem | undefined {
   switch (typeof value) {
     case 'function':
       return { path, reason: 'a function' };
@@ -86,6 +112,8 @@ function findUnstorable(value: unknown, path: string, ancestors: Set<object>): P
       return undefined;
   }
   if (value === null || ancestors.has(value)) return undefined;
+  if (depth >= MAX_NESTING) return { path, reason: `a value nested more than ${MAX_NESTING} levels deep` };
+  if (value instanceof Date && Number.isNaN(value.getTime())) return { path, reason: 'an invalid Date (its time is NaN)' };
   if (Buffer.isBuffer(value)) return { path, reason: 'a Buffer (store a Uint8Array or a string instead)' };
   if (value instanceof Promise) return { path, reason: 'a Promise (await it first)' };
   if (value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
@@ -98,25 +126,29 @@ function findUnstorable(value: unknown, path: string, ancestors: Set<object>): P
   try {
     if (Array.isArray(value)) {
       for (let i = 0; i < value.length; i++) {
-        const p = findUnstorable(value[i], `${path}[${i}]`, ancestors);
+        const p = findUnstorable(value[i], `${path}[${i}]`, ancestors, depth + 1);
         if (p) return p;
       }
     } else if (value instanceof Map) {
       let i = 0;
       for (const [k, v] of value) {
-        const p = findUnstorable(k, `${path}.<key ${i}>`, ancestors) ?? findUnstorable(v, `${path}.get(${describeKey(k)})`, ancestors);
+        const p =
+          findUnstorable(k, `${path}.<key ${i}>`, ancestors, depth + 1) ?? findUnstorable(v, `${path}.get(${describeKey(k)})`, ancestors, depth + 1);
         if (p) return p;
         i++;
       }
     } else if (value instanceof Set) {
       let i = 0;
       for (const v of value) {
-        const p = findUnstorable(v, `${path}.<member ${i++}>`, ancestors);
+        const p = findUnstorable(v, `${path}.<member ${i++}>`, ancestors, depth + 1);
         if (p) return p;
       }
     } else if (!(value instanceof Error)) {
       for (const key of Object.keys(value)) {
-        const p = findUnstorable((value as Record<string, unknown>)[key], `${path}.${key}`, ancestors);
+        if (POLLUTING_KEYS.has(key)) {
+          return { path: `${path}.${key}`, reason: `a property named '${key}', which is refused beside values JSON cannot hold (a Date, Map, bigint...) as a prototype-pollution risk; rename it` };
+        }
+        const p = findUnstorable((value as Record<string, unknown>)[key], `${path}.${key}`, ancestors, depth + 1);
         if (p) return p;
       }
     }
@@ -146,7 +178,7 @@ const RESERVED_PROPS = new Set(['name', 'message', 'stack', 'cause', 'code']);
 function toStoredError(err: unknown, depth = 0): StoredError {
   if (!(err instanceof Error)) {
     const stored: StoredError = { name: 'NonErrorThrown', message: safeString(err) };
-    if (findUnstorable(err, '$', new Set()) === undefined) stored.thrown = err;
+    if (findUnstorable(err, '$', new Set(), 0) === undefined) stored.thrown = err;
     return stored;
   }
   const stored: StoredError = { name: err.name, message: err.message };
@@ -157,7 +189,7 @@ function toStoredError(err: unknown, depth = 0): StoredError {
   for (const key of Object.keys(err)) {
     if (RESERVED_PROPS.has(key) || key === 'errors') continue;
     const v = (err as unknown as Record<string, unknown>)[key];
-    if (findUnstorable(v, '$', new Set()) === undefined) props[key] = v;
+    if (findUnstorable(v, '$', new Set(), 0) === undefined) props[key] = v;
   }
   // AggregateError keeps `errors` as an own but non-enumerable property; keep it either way.
   const nested = (err as { errors?: unknown }).errors;
@@ -203,10 +235,31 @@ function fromStoredError(stored: StoredError): unknown {
 
 /** Serializes a thrown value; never throws itself. */
 export function serializeError(err: unknown): string {
-  return superjson.stringify(toStoredError(err));
+  const stored = toStoredError(err);
+  try {
+    return superjson.stringify(stored);
+  } catch {
+    // Fields were checked one by one; should superjson still refuse, keep what identifies the error.
+    return superjson.stringify({ name: stored.name, message: stored.message, ...(stored.stack !== undefined && { stack: stored.stack }) });
+  }
 }
 
-/** Rebuilds a thrown value: Cairn errors keep their class, others become Errors with the same name, message, code and fields. */
-export function deserializeError(text: string): unknown {
-  return fromStoredError(deserialize<StoredError>(text));
+/**
+ * Rebuilds a thrown value: Cairn errors keep their class, others become Errors with the same name,
+ * message, code and fields. A stored error that cannot be read raises {@link CorruptValueError}.
+ */
+export function deserializeError(text: string, what = 'a stored error'): unknown {
+  const stored = deserialize<StoredError>(text, what);
+  if (!isStoredError(stored, 0)) throw new CorruptValueError(what, new TypeError('it is not a stored error (name and message strings)'));
+  return fromStoredError(stored);
+}
+
+function isStoredError(v: unknown, depth: number): v is StoredError {
+  if (typeof v !== 'object' || v === null || depth > 16) return false;
+  const s = v as StoredError;
+  if (typeof s.name !== 'string' || typeof s.message !== 'string') return false;
+  if (s.stack !== undefined && typeof s.stack !== 'string') return false;
+  if (s.props !== undefined && (typeof s.props !== 'object' || s.props === null)) return false;
+  if (s.props && Array.isArray(s.props.errors) && !s.props.errors.every((e) => isStoredError(e, depth + 1))) return false;
+  return s.cause === undefined || isStoredError(s.cause, depth + 1);
 }

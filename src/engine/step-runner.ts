@@ -2,8 +2,11 @@ import pRetry, { AbortError } from 'p-retry';
 import type { RetryOptions, StepAttempt } from '../types.js';
 import { InvalidArgumentError, StepRetriesExceededError, StepTimeoutError } from './errors.js';
 import { runInStep } from './step-scope.js';
-import type { CancelWatcher, Cancellation } from './timers.js';
-import { assertDuration, assertOptions, assertPositiveInteger } from './validate.js';
+import { callAt, type CancelWatcher, type Cancellation } from './timers.js';
+import { assertDuration, assertOptions, assertPositiveInteger, describe } from './validate.js';
+
+/** The longest retry delay: p-retry waits with a plain Node timer, which holds at most 2^31 - 1 ms. */
+export const MAX_RETRY_DELAY_MS = 2_147_483_647;
 
 export type StepBody<T> = (attempt: StepAttempt) => Promise<T> | T;
 
@@ -32,13 +35,21 @@ export function stepPolicy(options: unknown): StepPolicy {
     }
     policy.retry = {
       maxAttempts: assertPositiveInteger('retry.maxAttempts', r.maxAttempts),
-      minDelayMs: assertDuration('retry.minDelayMs', r.minDelayMs ?? 100),
+      minDelayMs: retryDelay('retry.minDelayMs', r.minDelayMs ?? 100),
       factor,
-      maxDelayMs: assertDuration('retry.maxDelayMs', r.maxDelayMs ?? 60_000),
+      maxDelayMs: retryDelay('retry.maxDelayMs', r.maxDelayMs ?? 60_000),
       ...(r.retryIf && { retryIf: r.retryIf }),
     };
   }
   return policy;
+}
+
+function retryDelay(argument: string, value: unknown): number {
+  const ms = assertDuration(argument, value);
+  if (ms > MAX_RETRY_DELAY_MS) {
+    throw new InvalidArgumentError(argument, `${argument} must be at most ${MAX_RETRY_DELAY_MS} ms (about 24.8 days), got ${describe(value)}`);
+  }
+  return ms;
 }
 
 /**
@@ -62,6 +73,8 @@ export async function runStep<T>(
     }
   }
   const errors: unknown[] = [];
+  /** Set when retryIf itself threw: the step fails with that error. */
+  let refused: { error: unknown } | undefined;
   try {
     const value = await pRetry(
       async (attempt) => {
@@ -69,7 +82,17 @@ export async function runStep<T>(
           return await attemptOnce(attempt);
         } catch (err) {
           errors.push(err);
-          if (cancellation.aborted || !isRetryable(err) || (retry.retryIf && !retry.retryIf(err))) throw new AbortError(asError(err));
+          if (cancellation.aborted || !isRetryable(err)) throw new AbortError(asError(err));
+          if (retry.retryIf) {
+            let again: boolean;
+            try {
+              again = Boolean(retry.retryIf(err));
+            } catch (thrown) {
+              refused = { error: withCause(thrown, err) };
+              throw new AbortError(asError(err));
+            }
+            if (!again) throw new AbortError(asError(err));
+          }
           throw asError(err);
         }
       },
@@ -85,6 +108,7 @@ export async function runStep<T>(
     );
     return { ok: true, value, attempts: errors.length + 1 };
   } catch (err) {
+    if (refused) return { ok: false, error: refused.error, attempts: errors.length };
     if (errors.length >= retry.maxAttempts) return { ok: false, error: new StepRetriesExceededError(name, errors), attempts: errors.length };
     return { ok: false, error: errors.length > 0 ? errors[errors.length - 1] : err, attempts: Math.max(errors.length, 1) };
   }
@@ -93,6 +117,18 @@ export async function runStep<T>(
 function isRetryable(err: unknown): boolean {
   if (typeof err === 'object' && err !== null && (err as { nonRetryable?: unknown }).nonRetryable === true) return false;
   return true;
+}
+
+/** The error retryIf threw, with the attempt's error as its cause when it has none of its own. */
+function withCause(thrown: unknown, attemptError: unknown): unknown {
+  if (thrown instanceof Error && thrown.cause === undefined) {
+    try {
+      Object.defineProperty(thrown, 'cause', { value: attemptError, writable: true, configurable: true, enumerable: false });
+    } catch {
+      // A frozen error keeps no cause; it is still the error the step fails with.
+    }
+  }
+  return thrown;
 }
 
 function asError(err: unknown): Error {
@@ -104,19 +140,20 @@ async function runAttempt<T>(name: string, body: StepBody<T>, attempt: number, t
   const controller = new AbortController();
   const link: CancelWatcher = { cancelled: (reason) => controller.abort(reason) };
   parent.watch(link);
-  let timer: NodeJS.Timeout | undefined;
+  let cancelTimer: (() => void) | undefined;
+  // The shared timer queue, not a plain setTimeout: it reaches instants past 2^31 - 1 ms in hops.
   const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+    cancelTimer = callAt(Date.now() + Math.max(timeoutMs, 1), () => {
       // Settle the race before aborting, so a body that resolves on abort cannot win it.
       const err = new StepTimeoutError(name, timeoutMs);
       reject(err);
       controller.abort(err);
-    }, timeoutMs);
+    });
   });
   try {
     return await Promise.race([Promise.resolve(body({ signal: controller.signal, attempt })), timedOut]);
   } finally {
-    clearTimeout(timer);
+    cancelTimer?.();
     parent.unwatch(link);
   }
 }

@@ -1,7 +1,7 @@
 import type { QueueDefinition } from '../providers/provider.js';
 import type { DebounceOptions, QueueOptions, Workflow, WorkflowHandle } from '../types.js';
 import { InvalidArgumentError } from '../engine/errors.js';
-import { assertName, assertOptions, assertPositiveInteger, describe } from '../engine/validate.js';
+import { assertDuration, assertInt32, assertName, assertOptions, assertPositiveInteger, describe } from '../engine/validate.js';
 
 /** Checks a queue's options and returns its definition. */
 export function queueDefinition(name: unknown, options: unknown): QueueDefinition {
@@ -15,7 +15,8 @@ export function queueDefinition(name: unknown, options: unknown): QueueDefinitio
     if (typeof periodMs !== 'number' || !Number.isFinite(periodMs) || periodMs <= 0) {
       throw new InvalidArgumentError('rateLimit.periodMs', `rateLimit.periodMs must be a finite number of milliseconds > 0, got ${describe(periodMs)}`);
     }
-    rateLimit = { limit: assertPositiveInteger('rateLimit.limit', o.rateLimit.limit), periodMs };
+    // Stored as whole milliseconds: a fraction is rounded up.
+    rateLimit = { limit: assertPositiveInteger('rateLimit.limit', o.rateLimit.limit), periodMs: assertDuration('rateLimit.periodMs', periodMs) };
   }
   if (o.partitioned !== undefined && typeof o.partitioned !== 'boolean') {
     throw new InvalidArgumentError('partitioned', `partitioned must be a boolean, got ${describe(o.partitioned)}`);
@@ -56,7 +57,19 @@ export class Queue {
    * @example
    * await search.debounce(reindex, `user:${userId}`, { userId }, { periodMs: 2_000, maxWaitMs: 30_000 });
    */
-  debounce<I, O>(workflow: Workflow<I, O>, key: string, input: I, options: DebounceOptions): Promise<WorkflowHandle<O>> {
+  async debounce<I, O>(workflow: Workflow<I, O>, key: string, input: I, options: DebounceOptions): Promise<WorkflowHandle<O>> {
+    assertName('debounce key', key);
+    assertOptions('debounce options', options);
+    if (options !== undefined) {
+      // Checked here as well as by the engine: these go straight into integer and text columns.
+      if (options.priority !== undefined) assertInt32('priority', options.priority);
+      if (options.partitionKey !== undefined) {
+        assertName('partitionKey', options.partitionKey);
+        if (!this.definition.partitioned) {
+          throw new InvalidArgumentError('partitionKey', `queue '${this.name}' is not partitioned, so it takes no partitionKey`);
+        }
+      }
+    }
     return this.debouncer(this.definition, workflow, key, input, options);
   }
 }

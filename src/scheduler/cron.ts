@@ -1,12 +1,13 @@
 import { CronExpressionParser } from 'cron-parser';
 import { InvalidArgumentError } from '../engine/errors.js';
-import { describe } from '../engine/validate.js';
+import { assertName, describe } from '../engine/validate.js';
 
 /** Checks a cron expression: 5 fields, 6 fields (seconds first), or an alias such as `@hourly`. */
 export function assertCron(expression: unknown): string {
   if (typeof expression !== 'string' || expression.trim() === '') {
     throw new InvalidArgumentError('cron', `cron must be a cron expression string, got ${describe(expression)}`);
   }
+  assertName('cron', expression, 1_000);
   const cron = expression.trim();
   const fields = cron.split(/\s+/).length;
   if (!cron.startsWith('@') && fields !== 5 && fields !== 6) {
@@ -25,6 +26,7 @@ export function assertTimezone(timezone: unknown): string {
   if (typeof timezone !== 'string' || timezone === '') {
     throw new InvalidArgumentError('timezone', `timezone must be an IANA time zone name, got ${describe(timezone)}`);
   }
+  assertName('timezone', timezone);
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: timezone });
   } catch (cause) {
@@ -62,4 +64,20 @@ export function latestTicks(cron: string, timezone: string, after: number, until
     ticks.unshift(t);
   }
   return ticks;
+}
+
+/**
+ * What is wrong with a stored schedule's cron expression and time zone, or undefined when they
+ * work. Rows are checked when created, but the table can be edited by hand, and a time zone can
+ * disappear from the runtime's database.
+ */
+export function scheduleProblem(cron: unknown, timezone: unknown): string | undefined {
+  try {
+    assertTimezone(timezone);
+    assertCron(cron);
+    nextTick(cron as string, timezone as string, Date.now());
+    return undefined;
+  } catch (err) {
+    return `${(err as Error).message}`;
+  }
 }

@@ -3,13 +3,18 @@ import type { Provider, ScheduleRow } from '../providers/provider.js';
 import type { ScheduleInfo, ScheduleOptions, ScheduleUpdate, Workflow, WorkflowHandle } from '../types.js';
 import { InvalidArgumentError } from '../engine/errors.js';
 import { assertDate, assertName, assertOptions, describe } from '../engine/validate.js';
-import { assertCron, assertTimezone, nextTick, ticksBetween } from './cron.js';
+import { assertCron, assertTimezone, nextTick, scheduleProblem, ticksBetween } from './cron.js';
 
 /** Most ticks one `backfill(name, from, to)` call may start. */
 export const MAX_BACKFILL_TICKS = 1_000;
 
 export interface SchedulesHost {
   readonly provider: Provider;
+  /**
+   * Refuses a schedule no process could fire: its workflow is not registered in this engine and
+   * it names no queue to enqueue on (a queue's workers may register it).
+   */
+  assertFirable(row: ScheduleRow): void;
   /** Starts the workflow of `row` for `tick` under the given id (deterministic for ticks). */
   start(row: ScheduleRow, tick: number, id: string): Promise<WorkflowHandle>;
 }
@@ -50,10 +55,21 @@ function workflowNameOf(workflow: unknown): string {
   throw new InvalidArgumentError('workflow', `workflow must be a registered workflow or its name, got ${describe(workflow)}`);
 }
 
+/**
+ * The public shape of a stored schedule. A row whose cron or time zone no longer works (edited by
+ * hand) is still returned, with `nextTickAt: null` and `problem` saying what is wrong.
+ */
 export function toScheduleInfo(row: ScheduleRow): ScheduleInfo {
   let next: Date | null = null;
-  if (!row.paused) next = new Date(nextTick(row.cron, row.timezone, Math.max(Date.now(), row.lastTickAt ?? 0)));
-  return {
+  let problem = scheduleProblem(row.cron, row.timezone);
+  if (problem === undefined && !row.paused) {
+    try {
+      next = new Date(nextTick(row.cron, row.timezone, Math.max(Date.now(), row.lastTickAt ?? 0)));
+    } catch (err) {
+      problem = (err as Error).message;
+    }
+  }
+  const info: ScheduleInfo = {
     name: row.name,
     cron: row.cron,
     workflowName: row.workflowName,
@@ -66,6 +82,8 @@ export function toScheduleInfo(row: ScheduleRow): ScheduleInfo {
     createdAt: new Date(row.createdAt),
     updatedAt: new Date(row.updatedAt),
   };
+  if (problem !== undefined) info.problem = problem;
+  return info;
 }
 
 /**
@@ -82,6 +100,7 @@ export class Schedules {
   /** Creates a schedule; a name already in use is refused. */
   async create(name: string, cron: string, workflow: Workflow<never, unknown> | string, options?: ScheduleOptions): Promise<ScheduleInfo> {
     const row = scheduleRow(name, cron, workflow, options, Date.now());
+    this.host.assertFirable(row);
     if (!(await this.host.provider.insertSchedule(row))) {
       const existing = await this.host.provider.getSchedule(row.name);
       throw new InvalidArgumentError(
@@ -119,6 +138,7 @@ export class Schedules {
       },
       row.createdAt,
     );
+    if (changes.workflow !== undefined || changes.queue !== undefined) this.host.assertFirable(merged);
     return this.save({ ...merged, paused: row.paused, lastTickAt: row.lastTickAt, createdAt: row.createdAt, updatedAt: Date.now() });
   }
 
@@ -155,6 +175,7 @@ export class Schedules {
     const end = assertDate('to', to);
     if (end < start) throw new InvalidArgumentError('to', `backfill range is reversed: to (${to.toISOString()}) is before from (${from.toISOString()})`);
     const row = await this.require(name);
+    assertWorking(row);
     const ticks = ticksBetween(row.cron, row.timezone, start - 1, end - 1, MAX_BACKFILL_TICKS + 1);
     if (ticks.length > MAX_BACKFILL_TICKS) {
       throw new InvalidArgumentError('to', `backfill of '${row.name}' from ${from.toISOString()} to ${to.toISOString()} covers more than ${MAX_BACKFILL_TICKS} ticks; split the range`);
@@ -200,6 +221,14 @@ export class Schedules {
   private async save(row: ScheduleRow): Promise<ScheduleInfo> {
     if (!(await this.host.provider.updateSchedule(row))) throw notFound(row.name);
     return toScheduleInfo(row);
+  }
+}
+
+/** Refuses to act on a schedule whose stored definition no longer works. */
+function assertWorking(row: ScheduleRow): void {
+  const problem = scheduleProblem(row.cron, row.timezone);
+  if (problem !== undefined) {
+    throw new InvalidArgumentError('name', `schedule '${row.name}' is broken (${problem}); fix it with schedules.update('${row.name}', { cron, timezone })`);
   }
 }
 
