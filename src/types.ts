@@ -201,7 +201,10 @@ export interface ScheduleUpdate {
 export interface DebounceOptions {
   /** Quiet time after the last call before the workflow runs. */
   periodMs: number;
-  /** Longest delay after the first call of a burst (default: no limit beyond periodMs after each call). */
+  /**
+   * Longest delay after the first call of a burst (default: no limit beyond periodMs after each
+   * call). It caps the first delay too when it is below periodMs.
+   */
   maxWaitMs?: number;
   priority?: number;
   partitionKey?: string;

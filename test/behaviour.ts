@@ -390,8 +390,13 @@ export function defineBehaviourSuite(target: Target): void {
         release();
         await assert.rejects(handles[0]!.result(), { code: 'WORKFLOW_CANCELLED' });
         for (let n = 1; n < 20; n++) assert.equal(await handles[n]!.result(), n + 5);
-        assert.deepEqual((await engine.listSteps('many-0')).map((s) => s.name), ['s0', 's1'], 'the cancelled workflow recorded nothing more');
-        const checkpoints = 19 * 5 + 2;
+        // The step in flight finished after the cancel: it is kept (its effect happened), nothing after it.
+        assert.deepEqual((await engine.listSteps('many-0')).map((s) => s.name), ['s0', 's1', 's2'], 'the cancelled workflow recorded nothing more');
+        assert.ok(
+          sent.some((sql) => /INSERT INTO \S*steps[\s\S]*status = 'CANCELLED'/.test(sql)),
+          'the batch row of the cancelled workflow was refused, and its step written by the statement for cancelled workflows',
+        );
+        const checkpoints = 19 * 5 + 3;
         let commits = 0;
         let inBatch = false;
         let batches = 0;

@@ -257,10 +257,11 @@ async function messageRows(store: Store): Promise<MessageRow[]> {
   return rows.map((r) => ({ ...r, body: superjson.parse(r.body) }));
 }
 
-async function eventRows(store: Store): Promise<Array<{ workflowId: string; key: string; value: unknown }>> {
-  const rows = await rawQuery<{ workflowId: string; key: string; value: string }>(store, {
-    sqlite: 'SELECT workflow_id AS workflowId, key, value FROM cairn_events ORDER BY workflow_id, key',
-    postgres: 'SELECT workflow_id AS "workflowId", key, value FROM $s.events ORDER BY workflow_id, key',
+/** The stored event values, each under the step that set it. */
+async function eventRows(store: Store): Promise<Array<{ workflowId: string; key: string; stepId: number; value: unknown }>> {
+  const rows = await rawQuery<{ workflowId: string; key: string; stepId: number; value: string }>(store, {
+    sqlite: 'SELECT workflow_id AS workflowId, key, step_id AS stepId, value FROM cairn_events ORDER BY workflow_id, key, step_id',
+    postgres: 'SELECT workflow_id AS "workflowId", key, step_id AS "stepId", value FROM $s.events ORDER BY workflow_id, key, step_id',
   });
   return rows.map((r) => ({ ...r, value: superjson.parse(r.value) }));
 }
@@ -732,9 +733,12 @@ export function defineMessagingSuite(target: Target): void {
         assert.deepEqual(await engine.getEvent('pub-1', 'phase', 1_000), { n: 3 });
         assert.equal(await engine.getEvent('pub-1', 'other', 1_000), 1);
         assert.deepEqual(await observer.run('pub-1', { id: 'obs-1' }), { n: 3 });
+        // Each value is kept under the step that set it (a fork from a step sees the values before it).
         assert.deepEqual(await eventRows(store), [
-          { workflowId: 'pub-1', key: 'other', value: 1 },
-          { workflowId: 'pub-1', key: 'phase', value: { n: 3 } },
+          { workflowId: 'pub-1', key: 'other', stepId: 3, value: 1 },
+          { workflowId: 'pub-1', key: 'phase', stepId: 1, value: 'one' },
+          { workflowId: 'pub-1', key: 'phase', stepId: 2, value: 'two' },
+          { workflowId: 'pub-1', key: 'phase', stepId: 4, value: { n: 3 } },
         ]);
       });
 
