@@ -5,6 +5,7 @@ export { Schedules } from './scheduler/schedules.js';
 export {
   CairnError,
   ContextUsageError,
+  DatabaseConnectionError,
   DuplicateQueueEntryError,
   ERROR_CODES,
   EngineClosedError,
@@ -46,6 +47,7 @@ export type {
   Provider,
   ProviderCapabilities,
   RecoveryClaim,
+  SchemaVersion,
   StatementObserver,
   StepRow,
   WorkflowRow,

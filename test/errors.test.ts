@@ -6,6 +6,7 @@ import * as cairn from '../src/index.js';
 import {
   CairnError,
   ContextUsageError,
+  DatabaseConnectionError,
   DuplicateQueueEntryError,
   ERROR_CODES,
   EngineClosedError,
@@ -48,6 +49,7 @@ const samples: Record<ErrorName, () => CairnError> = {
   ExecutionSupersededError: () => new ExecutionSupersededError('wf-1', 'SUCCESS'),
   StepTimeoutError: () => new StepTimeoutError('charge', 5_000),
   ExecutionInterruptedError: () => new ExecutionInterruptedError('wf-1', new Error('connection terminated')),
+  DatabaseConnectionError: () => new DatabaseConnectionError('postgres://app:***@db:5432/app', 'refused', { retryable: true }),
 };
 
 const names = Object.keys(ERROR_CODES) as ErrorName[];

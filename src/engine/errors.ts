@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   ExecutionSupersededError: 'EXECUTION_SUPERSEDED',
   StepTimeoutError: 'STEP_TIMEOUT',
   ExecutionInterruptedError: 'EXECUTION_INTERRUPTED',
+  DatabaseConnectionError: 'DATABASE_CONNECTION',
 } as const;
 
 export type CairnErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -232,5 +233,26 @@ export class ExecutionInterruptedError extends CairnError {
       `workflow '${workflowId}' stopped because its progress could not be written (${(cause as Error)?.message ?? String(cause)}); it stays PENDING and runs again from its checkpoints`,
       { cause, retryable: true },
     );
+  }
+}
+
+/**
+ * The database could not be reached or would not let Cairn in. `database` names it with any
+ * password hidden; `cause` is the driver's error. `retryable` is true when the server was refused,
+ * unreachable or went away (trying again later can succeed), false for an unknown database, bad
+ * credentials or a file that cannot be opened (the configuration must change first).
+ *
+ * @example
+ * try { await Engine.open({ database: url }); } catch (err) {
+ *   if (err instanceof DatabaseConnectionError && err.retryable) { ... wait and try again ... }
+ * }
+ */
+export class DatabaseConnectionError extends CairnError {
+  constructor(
+    readonly database: string,
+    reason: string,
+    options: { cause?: unknown; retryable: boolean },
+  ) {
+    super(ERROR_CODES.DatabaseConnectionError, `cannot connect to ${database}: ${reason}`, options);
   }
 }
