@@ -102,8 +102,14 @@ export class SqliteProvider implements Provider {
     } catch (cause) {
       throw new InvalidArgumentError('database', `cannot open SQLite database '${options.path}': ${(cause as Error).message}`, { cause });
     }
-    if (options.path !== ':memory:') this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${synchronous}`);
+    try {
+      if (options.path !== ':memory:') this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${synchronous}`);
+    } catch (err) {
+      // Opened, but not usable: not a database, unreadable, locked for good.
+      this.db.close();
+      throw sqliteConnectionError(err, `SQLite database '${options.path}'`) ?? err;
+    }
     this.observe = options.onStatement;
     this.bus = SqliteBus.for(options.path);
     if (options.groupCommit !== false) {
