@@ -8,7 +8,9 @@ import { DatabaseConnectionError, Engine, SqliteProvider } from '../src/index.js
 import { defineFaultsSuite } from './faults.js';
 import { sqliteTarget } from './helpers/targets.js';
 
-defineFaultsSuite(sqliteTarget());
+const target = sqliteTarget();
+after(() => target.dispose());
+defineFaultsSuite(target);
 
 describe('faults on sqlite: locks and unusable files', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-faults-'));

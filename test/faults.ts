@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Client, Engine, MigrationError } from '../src/index.js';
 import type { Store, Target } from './helpers/targets.js';
 
 /**
  * Faults every provider shares: opening with `migrate: false` checks the schema version, so an
  * unmigrated or outdated database fails at open with a MigrationError that says what to run,
- * instead of failing later on a missing table.
+ * instead of failing later on a missing table. The caller disposes of the target when its file is done.
  */
 export function defineFaultsSuite(target: Target): void {
   describe(`faults on ${target.kind}`, { skip: target.skip }, () => {
-    after(() => target.dispose());
-
     /** Removes the newest applied migration's row, so the store looks one migration behind. */
     async function rollBackOneMigration(store: Store): Promise<number> {
       if (target.kind === 'sqlite') {
