@@ -10,7 +10,7 @@ import { Engine } from '../src/index.js';
 const url = process.env.CHAOS_URL!;
 const schema = process.env.CHAOS_SCHEMA!;
 const name = process.env.CHAOS_WORKER!;
-const STEP_MS = Number(process.env.CHAOS_STEP_MS ?? 30);
+const STEP_MS = Number(process.env.CHAOS_STEP_MS ?? 100);
 
 const effects = new pg.Pool({ connectionString: url, max: 4 });
 effects.on('error', () => undefined);

@@ -70,15 +70,6 @@ async function main(): Promise<void> {
   cluster.create();
   console.log(`cluster cairn_chaos on port ${PORT}`);
 
-  const client = await Client.open({ database: url('chaos_admin'), schema: SCHEMA });
-  await admin((c) => c.query(`CREATE TABLE "${SCHEMA}".chaos_effects (workflow_id text NOT NULL, step integer NOT NULL, worker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`));
-  const t0 = Date.now();
-  for (let i = 0; i < WORKFLOWS; i += 100) {
-    await Promise.all(Array.from({ length: Math.min(100, WORKFLOWS - i) }, (_, k) => client.enqueue('five', i + k, { queue: 'chaos', id: `c-${i + k}` })));
-  }
-  await client.close();
-  console.log(`enqueued ${WORKFLOWS} workflows in ${Date.now() - t0} ms`);
-
   const workerFile = fileURLToPath(new URL('./chaos-worker.ts', import.meta.url));
   for (let i = 1; i <= WORKERS; i++) {
     const name = `chaos_w${i}`;
@@ -93,6 +84,25 @@ async function main(): Promise<void> {
     });
     workers.push(w);
   }
+  const client = await Client.open({ database: url('chaos_admin'), schema: SCHEMA });
+  await admin((c) => c.query(`CREATE TABLE "${SCHEMA}".chaos_effects (workflow_id text NOT NULL, step integer NOT NULL, worker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`));
+  // The workers declare the queue when they launch; enqueueing waits for that.
+  for (let tries = 0; ; tries++) {
+    try {
+      await client.enqueue('five', 0, { queue: 'chaos', id: 'c-0' });
+      break;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'INVALID_ARGUMENT' || tries > 300) throw err;
+      await sleep(100);
+    }
+  }
+  const t0 = Date.now();
+  for (let i = 0; i < WORKFLOWS; i += 100) {
+    await Promise.all(Array.from({ length: Math.min(100, WORKFLOWS - i) }, (_, k) => client.enqueue('five', i + k, { queue: 'chaos', id: `c-${i + k}` })));
+  }
+  await client.close();
+  console.log(`enqueued ${WORKFLOWS} workflows in ${Date.now() - t0} ms`);
+
   const work = Date.now();
 
   const plan: Array<'fast' | 'immediate' | 'stopped'> = ['fast', 'immediate', 'stopped'];
