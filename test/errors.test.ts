@@ -7,6 +7,7 @@ import {
   CairnError,
   ContextUsageError,
   CorruptValueError,
+  DatabaseConnectionError,
   DuplicateQueueEntryError,
   ERROR_CODES,
   EngineClosedError,
@@ -50,6 +51,7 @@ const samples: Record<ErrorName, () => CairnError> = {
   StepTimeoutError: () => new StepTimeoutError('charge', 5_000),
   ExecutionInterruptedError: () => new ExecutionInterruptedError('wf-1', new Error('connection terminated')),
   CorruptValueError: () => new CorruptValueError("the output of workflow 'wf-1'", new SyntaxError('Unexpected end of JSON input')),
+  DatabaseConnectionError: () => new DatabaseConnectionError('postgres://app:***@db:5432/app', 'refused', { retryable: true }),
 };
 
 const names = Object.keys(ERROR_CODES) as ErrorName[];

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { assertMigrated } from '../providers/migrations.js';
 import { providerFromUrl } from '../providers/open.js';
 import type { InsertConflict, Provider, QueueDefinition, WorkflowRow } from '../providers/provider.js';
 import { assertSchemaName } from '../providers/schema-name.js';
@@ -70,13 +71,17 @@ export async function openDatabase(options: ClientOptions, caller: string): Prom
   } else {
     provider = providerFromUrl(options.database, options.schema === undefined ? {} : { schema: options.schema });
   }
-  if (options.migrate !== false) {
-    try {
-      await provider.migrate();
-    } catch (err) {
-      await provider.close().catch(() => undefined);
-      throw err;
+  // Migrating, or with `migrate: false` reading the schema version, is also the first round trip:
+  // a database that cannot be reached fails here, as a DatabaseConnectionError.
+  try {
+    if (options.migrate !== false) await provider.migrate();
+    else {
+      const version = await provider.schemaVersion?.();
+      if (version) assertMigrated(version);
     }
+  } catch (err) {
+    await provider.close().catch(() => undefined);
+    throw err;
   }
   const pollIntervalMs = options.pollIntervalMs ?? (provider.capabilities.crossProcessNotifications ? 5_000 : 1_000);
   return { provider, logger: options.logger ?? QUIET, pollIntervalMs };

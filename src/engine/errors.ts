@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   StepTimeoutError: 'STEP_TIMEOUT',
   ExecutionInterruptedError: 'EXECUTION_INTERRUPTED',
   CorruptValueError: 'CORRUPT_VALUE',
+  DatabaseConnectionError: 'DATABASE_CONNECTION',
 } as const;
 
 export type CairnErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -269,4 +270,25 @@ function messageOf(err: unknown): string {
     }
   }
   return text.length > 500 ? `${text.slice(0, 500)}...` : text;
+}
+
+/**
+ * The database could not be reached or would not let Cairn in. `database` names it with any
+ * password hidden; `cause` is the driver's error. `retryable` is true when the server was refused,
+ * unreachable or went away (trying again later can succeed), false for an unknown database, bad
+ * credentials or a file that cannot be opened (the configuration must change first).
+ *
+ * @example
+ * try { await Engine.open({ database: url }); } catch (err) {
+ *   if (err instanceof DatabaseConnectionError && err.retryable) { ... wait and try again ... }
+ * }
+ */
+export class DatabaseConnectionError extends CairnError {
+  constructor(
+    readonly database: string,
+    reason: string,
+    options: { cause?: unknown; retryable: boolean },
+  ) {
+    super(ERROR_CODES.DatabaseConnectionError, `cannot connect to ${database}: ${reason}`, options);
+  }
 }

@@ -3,6 +3,10 @@ import { Timed, timers, type CancelWatcher, type Cancellation } from './timers.j
 
 /** The longest pause between a waiter's polls where notifications reach every process. */
 const MAX_QUIET_POLL_MS = 60_000;
+/** The first pause before a check that failed on a passing database error is made again; it doubles. */
+const FIRST_RETRY_MS = 100;
+/** The longest pause between such checks. */
+const MAX_RETRY_MS = 2_000;
 
 export interface WaitOptions {
   /** Epoch ms past which the wait ends with undefined. */
@@ -44,6 +48,11 @@ export class Waits {
    * reach every process: see `pollDelay`). Returns undefined once `deadline` (epoch ms)
    * passes; rejects with the abort reason when `signal` or the engine's close signal aborts.
    * `check` receives how many times it ran before.
+   *
+   * A check that fails with a database error the provider calls transient (a dropped or refused
+   * connection, a restarting server, a busy lock) is made again after a pause (100 ms doubling to
+   * 2 s), so a wait rides out an outage; it rejects with that error only if the deadline comes
+   * first. Any other error rejects at once.
    */
   until<T>(keys: [string, ...string[]], check: (attempt: number) => Promise<T | undefined>, options: WaitOptions = {}): Promise<T | undefined> {
     return new Promise<T | undefined>((resolve, reject) => this.wait(keys, check, options, resolve, reject));
@@ -75,6 +84,15 @@ export class Waits {
   pollDelay(quietPolls: number): number {
     if (!this.seesOtherProcesses) return this.pollMs;
     return Math.min(this.pollMs * 2 ** Math.min(quietPolls, 16), Math.max(this.pollMs, MAX_QUIET_POLL_MS));
+  }
+
+  /** Whether a failed check may pass when made again (the provider's verdict on its own errors). */
+  isTransient(err: unknown): boolean {
+    try {
+      return this.provider.isTransient?.(err) === true;
+    } catch {
+      return false;
+    }
   }
 
   /** Whether changes made by other processes reach this one: notified (Postgres), or watched for (SQLite). */
@@ -213,6 +231,8 @@ class Waiter<T> extends Timed implements CancelWatcher {
   private settled = false;
   /** Polls in a row that came from the timer rather than a notification. */
   private quietPolls = 0;
+  /** Checks in a row that failed on a passing database error; 0 once one succeeds. */
+  private failures = 0;
 
   constructor(
     private readonly waits: Waits,
@@ -247,9 +267,9 @@ class Waiter<T> extends Timed implements CancelWatcher {
     queueMicrotask(() => this.look());
   }
 
-  /** The pause is over: the poll interval or the deadline. */
+  /** The pause is over: the poll interval, the deadline, or the pause after a failed check. */
   due(): void {
-    this.quietPolls++;
+    if (this.failures === 0) this.quietPolls++;
     this.look();
   }
 
@@ -274,12 +294,30 @@ class Waiter<T> extends Timed implements CancelWatcher {
     }
     looked.then(
       (value) => this.checked(value),
-      (err: unknown) => this.fail(err),
+      (err: unknown) => this.failed(err),
     );
+  }
+
+  /**
+   * A check failed. A passing database error is tried again after a pause (sooner on a
+   * notification, which a reconnect sends), until the deadline; anything else ends the wait.
+   */
+  private failed(err: unknown): void {
+    this.checking = false;
+    const now = Date.now();
+    if (!this.waits.isTransient(err) || (this.deadline !== undefined && now >= this.deadline)) return this.fail(err);
+    const close = this.waits.closeSignal;
+    const stop = this.signal?.aborted ? this.signal : close.aborted ? close : undefined;
+    if (stop) return this.fail(stop.reason);
+    const pause = Math.min(FIRST_RETRY_MS * 2 ** Math.min(this.failures, 10), MAX_RETRY_MS);
+    this.failures++;
+    this.woken = false;
+    timers.add(this, Math.min(now + pause, this.deadline ?? Number.POSITIVE_INFINITY));
   }
 
   private checked(value: T | undefined): void {
     this.checking = false;
+    this.failures = 0;
     if (value !== undefined) return this.finish(value);
     const now = Date.now();
     if (this.deadline !== undefined && now >= this.deadline) return this.finish(undefined);

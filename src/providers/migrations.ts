@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MigrationError } from '../engine/errors.js';
+import type { SchemaVersion } from './provider.js';
 
 export interface Migration {
   version: number;
@@ -35,5 +36,20 @@ export function loadMigrations(dialect: 'postgres' | 'sqlite'): Migration[] {
 export function tooNew(where: string, current: number, latest: number): MigrationError {
   return new MigrationError(
     `${where} is at migration ${current}, newer than the ${latest} this version of Cairn knows; upgrade Cairn before opening it`,
+  );
+}
+
+/**
+ * Throws a MigrationError unless the database has exactly the migrations this code expects: for a
+ * database opened with `migrate: false`, which would otherwise fail later on a missing table or column.
+ */
+export function assertMigrated(v: SchemaVersion): void {
+  if (v.applied > v.expected) throw tooNew(v.where, v.applied, v.expected);
+  if (v.applied === v.expected) return;
+  const fix = "open it once without `migrate: false`, or run `migrate({ database })` (exported by 'cairn') before opening it";
+  throw new MigrationError(
+    v.applied === 0
+      ? `${v.where} is not migrated: it has none of Cairn's ${v.expected} migrations; ${fix}`
+      : `${v.where} is at migration ${v.applied}, older than the ${v.expected} this version of Cairn needs; ${fix}`,
   );
 }

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../engine/errors.js';
+import { redactUrl } from './faults.js';
 import { PostgresProvider } from './postgres/provider.js';
 import type { Provider } from './provider.js';
 import { SqliteProvider, type SqliteSynchronous } from './sqlite/provider.js';
@@ -19,14 +20,14 @@ export function providerFromUrl(url: unknown, options: { schema?: string } = {})
     try {
       new URL(url);
     } catch (cause) {
-      throw new InvalidArgumentError('database', `database URL '${redact(url)}' is malformed: ${(cause as Error).message}`, { cause });
+      throw new InvalidArgumentError('database', `database URL '${redactUrl(url)}' is malformed: ${(cause as Error).message}`, { cause });
     }
     return new PostgresProvider({ connectionString: url, ...(options.schema === undefined ? {} : { schema: options.schema }) });
   }
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1];
   throw new InvalidArgumentError(
     'database',
-    scheme ? `database URL scheme '${scheme}:' is not supported; ${SUPPORTED}` : `database URL '${redact(url)}' has no scheme; ${SUPPORTED}`,
+    scheme ? `database URL scheme '${scheme}:' is not supported; ${SUPPORTED}` : `database URL '${redactUrl(url)}' has no scheme; ${SUPPORTED}`,
   );
 }
 
@@ -49,9 +50,6 @@ function sqliteFromUrl(url: string): SqliteProvider {
   return new SqliteProvider({ path: rest, ...(synchronous === undefined ? {} : { synchronous }) });
 }
 
-function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
-}
 
 function describe(v: unknown): string {
   if (v === null) return 'null';

@@ -180,6 +180,16 @@ export interface ProviderCapabilities {
   readonly crossProcessNotifications: boolean;
 }
 
+/** Where a database stands against the migrations this version of Cairn ships. */
+export interface SchemaVersion {
+  /** The highest migration applied (0 when none is: the database was never migrated). */
+  applied: number;
+  /** The highest migration this code knows. */
+  expected: number;
+  /** The database in words, for messages (no password). */
+  where: string;
+}
+
 /** Called for every statement a provider sends, before it is sent. */
 export type StatementObserver = (sql: string) => void;
 
@@ -189,6 +199,17 @@ export interface Provider {
 
   /** Applies pending migrations; safe when several processes do it at once. */
   migrate(): Promise<void>;
+  /**
+   * Reads which migrations the database has, in one cheap query (it also proves the connection
+   * works). Opening with `migrate: false` checks it. Failing to connect is a DatabaseConnectionError.
+   */
+  schemaVersion?(): Promise<SchemaVersion>;
+  /**
+   * Whether a failure of one of this provider's calls may pass by itself (a dropped or refused
+   * connection, a server restarting, a lock held by another process), so the same call can be
+   * made again later. Waits ride such failures out instead of failing.
+   */
+  isTransient?(err: unknown): boolean;
   close(): Promise<void>;
 
   /** Inserts a workflow. Returns null when inserted, or what prevented it. */

@@ -14,6 +14,7 @@ import type {
   NewWorkflow,
   Provider,
   RecoveryClaim,
+  SchemaVersion,
   StatementObserver,
   StepEffect,
   StepRow,
@@ -34,6 +35,9 @@ import {
 } from '../rows.js';
 import { assertSchemaName } from '../schema-name.js';
 import { Batcher } from '../batcher.js';
+import { isTransientPostgresError, postgresConnectionError, redactUrl } from '../faults.js';
+import { loadMigrations } from '../migrations.js';
+import { holdConnection } from './connection.js';
 import { PostgresListener } from './listener.js';
 import { migratePostgres } from './migrate.js';
 import { postgresStatements, type PostgresStatements } from './statements.js';
@@ -81,6 +85,8 @@ export class PostgresProvider implements Provider {
   private readonly ends: Batcher<EndWrite, WorkflowRow | undefined | null> | undefined;
   private readonly starts: Batcher<NewWorkflow, InsertConflict | null> | undefined;
   private readonly resets: Batcher<string, void> | undefined;
+  /** The server and database, for messages: the URL with its password hidden. */
+  private readonly database: string;
 
   constructor(options: PostgresProviderOptions) {
     this.schema = assertSchemaName(options.schema ?? 'cairn');
@@ -88,6 +94,7 @@ export class PostgresProvider implements Provider {
     this.pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 10 });
     // A broken idle connection must not crash the process; the next query gets a fresh one.
     if (this.ownsPool) this.pool.on('error', () => undefined);
+    this.database = describeDatabase(options.connectionString, this.pool.options);
     this.sql = postgresStatements(this.schema);
     this.observe = options.onStatement;
     this.listener = new PostgresListener(options.connectionString, options.pool?.options, this.sql.channel);
@@ -106,8 +113,30 @@ export class PostgresProvider implements Provider {
     return this.pool.query({ name: q.name, text: q.text, values });
   }
 
-  migrate(): Promise<void> {
-    return migratePostgres(this.pool, this.schema);
+  async migrate(): Promise<void> {
+    try {
+      await migratePostgres(this.pool, this.schema);
+    } catch (err) {
+      throw postgresConnectionError(err, this.database) ?? err;
+    }
+  }
+
+  async schemaVersion(): Promise<SchemaVersion> {
+    let applied: number;
+    try {
+      // Not reported to onStatement: it is the open's check, not one of the engine's operations.
+      const res = await this.pool.query<{ v: number | null }>(`SELECT max(version) AS v FROM "${this.schema}".migrations`);
+      applied = res.rows[0]?.v ?? 0;
+    } catch (err) {
+      // 42P01: no migrations table (or no schema) yet.
+      if ((err as { code?: unknown }).code !== '42P01') throw postgresConnectionError(err, this.database) ?? err;
+      applied = 0;
+    }
+    return { applied, expected: loadMigrations('postgres').length, where: `Postgres schema "${this.schema}" at ${this.database}` };
+  }
+
+  isTransient(err: unknown): boolean {
+    return isTransientPostgresError(err);
   }
 
   async close(): Promise<void> {
@@ -194,9 +223,15 @@ export class PostgresProvider implements Provider {
     return (res.rows[0] as { id: string }).id;
   }
 
-  /** Runs `fn` in a transaction on one pooled connection. */
+  /**
+   * Runs `fn` in a transaction on one pooled connection. While the connection is checked out, the
+   * pool's own error listener is off it, so this one stands in: a connection that dies mid-transaction
+   * (a restarted server, a terminated backend) must fail the transaction, not the process. A broken
+   * connection goes back with its error, so the pool discards it instead of lending it out again.
+   */
   private async transaction<T>(fn: (q: (query: Query, values: unknown[]) => Promise<pg.QueryResult>) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    const held = holdConnection(client);
     const q = (query: Query, values: unknown[]) => {
       this.observe?.(query.text);
       return client.query({ name: query.name, text: query.text, values });
@@ -207,10 +242,11 @@ export class PostgresProvider implements Provider {
       await client.query('COMMIT');
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      if (isTransientPostgresError(err)) held.broke(err);
+      else await client.query('ROLLBACK').catch((rollbackFailed: unknown) => held.broke(rollbackFailed));
       throw err;
     } finally {
-      client.release();
+      held.release();
     }
   }
 
@@ -411,6 +447,17 @@ export class PostgresProvider implements Provider {
       unknown: unknown.rows.map((r) => toWorkflowRow(r as Record<string, unknown>)),
     };
   }
+}
+
+/** The database a provider talks to, for messages: its URL without the password, or what the pool was given. */
+function describeDatabase(connectionString: string | undefined, options: pg.PoolConfig): string {
+  if (connectionString !== undefined) return redactUrl(connectionString);
+  if (options.connectionString) return redactUrl(options.connectionString);
+  const user = options.user ?? process.env.PGUSER ?? '';
+  const host = options.host ?? process.env.PGHOST ?? 'localhost';
+  const port = options.port ?? process.env.PGPORT ?? 5432;
+  const db = options.database ?? process.env.PGDATABASE ?? '';
+  return `postgres://${user ? `${user}@` : ''}${host}:${port}/${db}`;
 }
 
 function insertParams(w: NewWorkflow): unknown[] {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { CLAIMED_COLUMNS, qualified, SCHEDULE_COLUMNS, STEP_COLUMNS, WORKFLOW_COLUMNS } from '../rows.js';
 
 /**
@@ -24,7 +25,15 @@ function notifyEnds(channel: string): string {
  */
 export function postgresStatements(schema: string) {
   const s = `"${schema}"`;
-  const named = (name: string, text: string) => ({ name: `cairn_${schema}_${name}`, text });
+  // Postgres cuts identifiers, prepared statement names included, at 63 bytes: with a long schema
+  // spliced in, two names could be cut into one. A short hash of the schema keeps every name short
+  // and distinct per schema.
+  const tag = createHash('sha256').update(schema).digest('hex').slice(0, 12);
+  const named = (name: string, text: string) => {
+    const full = `cairn_${tag}_${name}`;
+    if (full.length > 63) throw new Error(`statement name '${full}' is longer than Postgres's 63-byte limit`);
+    return { name: full, text };
+  };
   // The checkpoint insert, parameters $1-$9 as in recordStep, as a CTE other writes can hang off.
   const stepCte = `step AS (
       INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)

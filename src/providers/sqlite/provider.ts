@@ -15,6 +15,7 @@ import type {
   NewWorkflow,
   Provider,
   RecoveryClaim,
+  SchemaVersion,
   StatementObserver,
   StepEffect,
   StepRow,
@@ -23,6 +24,8 @@ import type {
 } from '../provider.js';
 import { claimedInOrder, claimLimits, listWorkflowsQuery, nextQueueTime, stepsByWorkflow, toQueueDefinition, toScheduleRow, toStepRow, toWorkflowRow } from '../rows.js';
 import { Batcher } from '../batcher.js';
+import { isTransientSqliteError, sqliteConnectionError } from '../faults.js';
+import { loadMigrations } from '../migrations.js';
 import { SqliteBus } from './listener.js';
 import { migrateSqlite } from './migrate.js';
 import { sqliteStatements } from './statements.js';
@@ -34,8 +37,15 @@ export interface SqliteProviderOptions {
   path: string;
   /** `PRAGMA synchronous` (default FULL: every commit is fsync'd before it returns). */
   synchronous?: SqliteSynchronous;
-  /** How long a write waits for another process's lock, in ms (default 5000). */
+  /** How long one statement waits for another process's lock, in ms (default 5000), blocking the thread meanwhile. */
   busyTimeoutMs?: number;
+  /**
+   * How long a write that still found the database locked (SQLITE_BUSY) keeps being tried again,
+   * asynchronously with backoff, before its error is thrown, in ms (default 30000; 0: never).
+   * A busy statement never committed, so trying it again is safe. Checkpoint writes are left to the
+   * engine, which retries them itself and interrupts an execution whose progress cannot be written.
+   */
+  busyRetryMs?: number;
   /** Called with every statement before it is sent (instrumentation, tests). */
   onStatement?: StatementObserver;
   /**
@@ -70,6 +80,7 @@ export class SqliteProvider implements Provider {
   private readonly resets: Batcher<string, void> | undefined;
   /** The last `PRAGMA data_version` seen by committedElsewhere(). */
   private dataVersion: number | undefined;
+  private readonly busyRetryMs: number;
 
   constructor(options: SqliteProviderOptions) {
     const synchronous = options.synchronous ?? 'FULL';
@@ -80,14 +91,25 @@ export class SqliteProvider implements Provider {
     if (!Number.isFinite(busy) || busy < 0) {
       throw new InvalidArgumentError('busyTimeoutMs', `busyTimeoutMs must be a finite number >= 0, got ${busy}`);
     }
+    const busyRetry = options.busyRetryMs ?? 30_000;
+    if (!Number.isFinite(busyRetry) || busyRetry < 0) {
+      throw new InvalidArgumentError('busyRetryMs', `busyRetryMs must be a finite number >= 0, got ${busyRetry}`);
+    }
+    this.busyRetryMs = busyRetry;
     this.path = options.path;
     try {
       this.db = new Database(options.path, { timeout: busy });
     } catch (cause) {
       throw new InvalidArgumentError('database', `cannot open SQLite database '${options.path}': ${(cause as Error).message}`, { cause });
     }
-    if (options.path !== ':memory:') this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${synchronous}`);
+    try {
+      if (options.path !== ':memory:') this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${synchronous}`);
+    } catch (err) {
+      // Opened, but not usable: not a database, unreadable, locked for good.
+      this.db.close();
+      throw sqliteConnectionError(err, `SQLite database '${options.path}'`) ?? err;
+    }
     this.observe = options.onStatement;
     this.bus = SqliteBus.for(options.path);
     if (options.groupCommit !== false) {
@@ -158,8 +180,47 @@ export class SqliteProvider implements Provider {
     return s;
   }
 
+  /**
+   * Runs a write, and runs it again while it fails with SQLITE_BUSY (another connection held the
+   * lock past the busy timeout), after pauses that double from 20 ms to 1 s, for up to busyRetryMs.
+   * The pauses are asynchronous: the thread serves other work meanwhile.
+   */
+  private async retryBusy<T>(write: () => T): Promise<T> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return write();
+      } catch (err) {
+        const pause = Math.min(20 * 2 ** Math.min(attempt, 10), 1_000);
+        if (!isTransientSqliteError(err) || !this.db.open || Date.now() + pause - started > this.busyRetryMs) throw err;
+        await new Promise((resolve) => setTimeout(resolve, pause * (0.5 + Math.random() / 2)));
+      }
+    }
+  }
+
   async migrate(): Promise<void> {
-    migrateSqlite(this.db, `'${this.path}'`);
+    try {
+      await this.retryBusy(() => migrateSqlite(this.db, `'${this.path}'`));
+    } catch (err) {
+      throw sqliteConnectionError((err as { cause?: unknown }).cause ?? err, `SQLite database '${this.path}'`) ?? err;
+    }
+  }
+
+  async schemaVersion(): Promise<SchemaVersion> {
+    const where = `SQLite database '${this.path}'`;
+    let applied: number;
+    try {
+      // Not reported to onStatement: it is the open's check, not one of the engine's operations.
+      const table = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cairn_migrations'").get();
+      applied = table ? ((this.db.prepare('SELECT max(version) AS v FROM cairn_migrations').get() as { v: number | null }).v ?? 0) : 0;
+    } catch (err) {
+      throw sqliteConnectionError(err, where) ?? err;
+    }
+    return { applied, expected: loadMigrations('sqlite').length, where };
+  }
+
+  isTransient(err: unknown): boolean {
+    return isTransientSqliteError(err);
   }
 
   async close(): Promise<void> {
@@ -167,7 +228,8 @@ export class SqliteProvider implements Provider {
   }
 
   async insertWorkflow(w: NewWorkflow): Promise<InsertConflict | null> {
-    if (this.stmt(sqliteStatements.insertWorkflow).run(insertParams(w)).changes !== 1) return this.explainConflict(w);
+    const inserted = await this.retryBusy(() => this.stmt(sqliteStatements.insertWorkflow).run(insertParams(w)).changes === 1);
+    if (!inserted) return this.explainConflict(w);
     if (w.queue !== null) this.bus.emit(`q:${w.queue}`);
     return null;
   }
@@ -184,9 +246,9 @@ export class SqliteProvider implements Provider {
   }
 
   async upsertQueue(q: QueueDefinition, now: number): Promise<void> {
-    this.stmt(sqliteStatements.upsertQueue).run(
+    await this.retryBusy(() => this.stmt(sqliteStatements.upsertQueue).run(
       q.name, q.concurrency, q.workerConcurrency, q.rateLimit?.limit ?? null, q.rateLimit?.periodMs ?? null, q.partitioned ? 1 : 0, now,
-    );
+    ));
   }
 
   async getQueue(name: string): Promise<QueueDefinition | undefined> {
@@ -211,15 +273,15 @@ export class SqliteProvider implements Provider {
       const next = this.stmt(sqliteStatements.nextQueueTime).get({ queue, windowStart }) as { delayed_at: unknown; oldest_start: unknown };
       return { claimed: claimedInOrder(claimed), nextAt: nextQueueTime(r.queue, next) };
     });
-    return claim.immediate();
+    return this.retryBusy(() => claim.immediate());
   }
 
   async debounce(r: DebounceRequest): Promise<string> {
     const w = r.row;
-    const row = this.stmt(sqliteStatements.debounce).get({
+    const row = await this.retryBusy(() => this.stmt(sqliteStatements.debounce).get({
       id: w.id, name: w.name, input: w.input, queue: w.queue, parentId: w.parentId, now: w.createdAt, priority: w.priority ?? 0,
       partitionKey: w.partitionKey ?? null, periodMs: r.periodMs, key: r.key, maxWaitMs: r.maxWaitMs,
-    }) as { id: string };
+    }) as { id: string });
     this.bus.emit(`q:${w.queue}`);
     return row.id;
   }
@@ -252,7 +314,8 @@ export class SqliteProvider implements Provider {
   }
 
   async cancelWorkflow(id: string, error: string, now: number): Promise<CancelResult> {
-    const cancelled = (this.stmt(sqliteStatements.cancelWorkflow).all({ id, error, now }) as Array<{ id: string }>).map((r) => r.id);
+    const rows = await this.retryBusy(() => this.stmt(sqliteStatements.cancelWorkflow).all({ id, error, now }) as Array<{ id: string }>);
+    const cancelled = rows.map((r) => r.id);
     for (const c of cancelled) this.bus.emit(`w:${c}`);
     return { row: await this.getWorkflow(id), cancelled };
   }
@@ -303,7 +366,7 @@ export class SqliteProvider implements Provider {
       if (!this.stmt(sqliteStatements.workflowExists).get(destinationId)) return 'no-destination';
       return this.stmt(sqliteStatements.insertMessage).run(destinationId, topic, body, idempotencyKey, now).changes === 1 ? 'sent' : 'duplicate';
     });
-    const result = send.immediate();
+    const result = await this.retryBusy(() => send.immediate());
     if (result === 'sent') this.bus.emit(`m:${destinationId}`);
     return result;
   }
@@ -318,16 +381,16 @@ export class SqliteProvider implements Provider {
   }
 
   async insertSchedule(row: ScheduleRow): Promise<boolean> {
-    return this.changedSchedules(this.stmt(sqliteStatements.insertSchedule).run({ ...row, paused: row.paused ? 1 : 0 }).changes);
+    return this.changedSchedules(await this.retryBusy(() => this.stmt(sqliteStatements.insertSchedule).run({ ...row, paused: row.paused ? 1 : 0 }).changes));
   }
 
   async updateSchedule(row: ScheduleRow): Promise<boolean> {
     const { createdAt: _createdAt, ...rest } = row;
-    return this.changedSchedules(this.stmt(sqliteStatements.updateSchedule).run({ ...rest, paused: row.paused ? 1 : 0 }).changes);
+    return this.changedSchedules(await this.retryBusy(() => this.stmt(sqliteStatements.updateSchedule).run({ ...rest, paused: row.paused ? 1 : 0 }).changes));
   }
 
   async deleteSchedule(name: string): Promise<boolean> {
-    return this.changedSchedules(this.stmt(sqliteStatements.deleteSchedule).run(name).changes);
+    return this.changedSchedules(await this.retryBusy(() => this.stmt(sqliteStatements.deleteSchedule).run(name).changes));
   }
 
   private changedSchedules(changes: number): boolean {
@@ -336,7 +399,7 @@ export class SqliteProvider implements Provider {
   }
 
   async markScheduleTick(name: string, tick: number): Promise<void> {
-    this.stmt(sqliteStatements.markScheduleTick).run(tick, name, tick);
+    await this.retryBusy(() => this.stmt(sqliteStatements.markScheduleTick).run(tick, name, tick));
   }
 
   async getEvent(workflowId: string, key: string): Promise<string | undefined> {
@@ -349,7 +412,8 @@ export class SqliteProvider implements Provider {
   }
 
   async resumeWorkflow(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
-    if (this.stmt(sqliteStatements.resumeWorkflow).run(executorId, appVersion, now, now, id).changes === 1) this.bus.emit(`w:${id}`);
+    const resumed = await this.retryBusy(() => this.stmt(sqliteStatements.resumeWorkflow).run(executorId, appVersion, now, now, id).changes === 1);
+    if (resumed) this.bus.emit(`w:${id}`);
     return this.getWorkflow(id);
   }
 
@@ -362,7 +426,7 @@ export class SqliteProvider implements Provider {
       this.stmt(sqliteStatements.copyStreams).run(copy);
       return true;
     });
-    return fork.immediate() ? null : this.explainConflict(w);
+    return (await this.retryBusy(() => fork.immediate())) ? null : this.explainConflict(w);
   }
 
   committedElsewhere(): boolean {
@@ -424,9 +488,10 @@ export class SqliteProvider implements Provider {
   ): Promise<RecoveryClaim> {
     const now = Date.now();
     const namesJson = JSON.stringify(names);
-    const rows = (
-      this.stmt(sqliteStatements.claimForRecovery).all(maxAttempts, maxAttempts, now, now, executorId, appVersion, namesJson, JSON.stringify(exclude)) as Raw[]
-    ).map(toWorkflowRow);
+    const claimed = await this.retryBusy(
+      () => this.stmt(sqliteStatements.claimForRecovery).all(maxAttempts, maxAttempts, now, now, executorId, appVersion, namesJson, JSON.stringify(exclude)) as Raw[],
+    );
+    const rows = claimed.map(toWorkflowRow);
     const unknown = (this.stmt(sqliteStatements.unknownPending).all(executorId, appVersion, namesJson) as Raw[]).map(toWorkflowRow);
     for (const r of rows) if (r.status !== 'PENDING') this.bus.emit(`w:${r.id}`);
     return {
