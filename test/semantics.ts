@@ -280,7 +280,7 @@ export function defineSemanticsSuite(target: Target): void {
       const parent = engine.workflow('queue-parent', async (ctx: Context) => {
         const first = await ctx.runChild(child, 1, { queue: 'children' });
         const second = await ctx.startChild(child, 2, { queue: 'children', priority: 3 });
-        const third = await ctx.startChild(child, 3, { queue: 'children' });
+        const third = await ctx.startChild(child, 3, { queue: 'children', priority: 5 });
         return [first, await second.result(), await third.result()];
       });
       await engine.launch();
