@@ -236,7 +236,7 @@ export function defineSemanticsSuite(target: Target): void {
       await engine.workflow('timed-recv-2', async (ctx: Context) => ctx.recv('never', timeoutMs)).start(undefined, { id: 'timed' });
       // Parked, with its deadline recorded.
       await sleep(1_500);
-      await engine.close({ timeoutMs: 5_000 });
+      await engine.close({ timeoutMs: 100 });
       const again = await target.open(store);
       again.workflow('timed-recv-2', async (ctx: Context) => ctx.recv('never', timeoutMs));
       await again.recover();
@@ -257,7 +257,7 @@ export function defineSemanticsSuite(target: Target): void {
       const engine = await target.open(store);
       await engine.workflow('timed-event', body).start(undefined, { id: 'timed-event' });
       await sleep(1_500);
-      await engine.close({ timeoutMs: 5_000 });
+      await engine.close({ timeoutMs: 100 });
       const again = await target.open(store);
       again.workflow('timed-event', body);
       await again.recover();
