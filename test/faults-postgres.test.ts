@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -123,6 +124,29 @@ describe('faults on postgres: connections that die or cannot be made', { skip: t
       assert.match(String((err.cause as { code?: string }).code), /ECONNREFUSED/);
       return true;
     });
+  });
+
+  test('a server that accepts the connection but never answers: DatabaseConnectionError after connectTimeoutMs, not a hang', async () => {
+    // A listener on loopback that takes the TCP connection and says nothing, as a host that stopped answering does.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => void sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const began = Date.now();
+      const provider = new PostgresProvider({ connectionString: `postgres://postgres@127.0.0.1:${port}/test`, connectTimeoutMs: 300 });
+      await assert.rejects(Engine.open({ database: provider }), (err: unknown) => {
+        assert.ok(err instanceof DatabaseConnectionError, `got ${String(err)}`);
+        assert.equal(err.retryable, true);
+        assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+        return true;
+      });
+      assert.ok(Date.now() - began < 5_000, `open gave up after ${Date.now() - began} ms`);
+      assert.throws(() => new PostgresProvider({ connectionString: 'postgres://x@127.0.0.1/x', connectTimeoutMs: 0 }), { code: 'INVALID_ARGUMENT' });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   test('an unknown database: DatabaseConnectionError, not retryable, cause 3D000', async () => {

@@ -23,8 +23,8 @@ export class PostgresListener {
   private retryDelay = FIRST_RETRY_MS;
 
   constructor(
-    private readonly connectionString: string | undefined,
-    private readonly poolConfig: pg.PoolConfig | undefined,
+    /** How to connect: the provider's URL and connect timeout, or the options of the pool it was given. */
+    private readonly config: pg.ClientConfig | undefined,
     private readonly channel: string,
   ) {}
 
@@ -62,8 +62,7 @@ export class PostgresListener {
 
   private async open(): Promise<boolean> {
     // Keep-alive probes notice a connection that died without a word (a host gone, a partition).
-    const config = this.connectionString === undefined ? this.poolConfig : { connectionString: this.connectionString };
-    const client = new pg.Client({ ...config, keepAlive: true });
+    const client = new pg.Client({ ...this.config, keepAlive: true });
     client.on('notification', (n) => {
       const payload = n.payload;
       if (payload === undefined) return;

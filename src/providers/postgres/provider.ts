@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { InvalidArgumentError } from '../../engine/errors.js';
 import type {
   CancelResult,
   ScheduleRow,
@@ -51,6 +52,11 @@ export interface PostgresProviderOptions {
   schema?: string;
   /** Pool size when the provider creates the pool (default 10). */
   max?: number;
+  /**
+   * How long a new connection may take to be established, in ms (default 10,000), when the
+   * provider creates the pool; a host that never answers then fails instead of hanging.
+   */
+  connectTimeoutMs?: number;
   /** Called with every statement before it is sent (instrumentation, tests). */
   onStatement?: StatementObserver;
   /**
@@ -91,13 +97,21 @@ export class PostgresProvider implements Provider {
   constructor(options: PostgresProviderOptions) {
     this.schema = assertSchemaName(options.schema ?? 'cairn');
     this.ownsPool = options.pool === undefined;
-    this.pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 10 });
+    const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    if (!Number.isSafeInteger(connectTimeoutMs) || connectTimeoutMs < 1) {
+      throw new InvalidArgumentError('connectTimeoutMs', `connectTimeoutMs must be an integer >= 1, got ${String(connectTimeoutMs)}`);
+    }
+    this.pool =
+      options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 10, connectionTimeoutMillis: connectTimeoutMs });
     // A broken idle connection must not crash the process; the next query gets a fresh one.
     if (this.ownsPool) this.pool.on('error', () => undefined);
     this.database = describeDatabase(options.connectionString, this.pool.options);
     this.sql = postgresStatements(this.schema);
     this.observe = options.onStatement;
-    this.listener = new PostgresListener(options.connectionString, options.pool?.options, this.sql.channel);
+    this.listener = new PostgresListener(
+      options.connectionString === undefined ? options.pool?.options : { connectionString: options.connectionString, connectionTimeoutMillis: connectTimeoutMs },
+      this.sql.channel,
+    );
     const group = options.groupCommit ?? true;
     if (group !== false) {
       const lanes = typeof group === 'object' && group.lanes !== undefined ? group.lanes : 1;
