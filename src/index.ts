@@ -31,7 +31,11 @@ export { providerFromUrl } from './providers/open.js';
 export { PostgresProvider } from './providers/postgres/provider.js';
 export type { PostgresProviderOptions } from './providers/postgres/provider.js';
 export type {
+  AdoptRequest,
+  AdoptResult,
   CancelResult,
+  ExecutorRow,
+  HeartbeatResult,
   ChangeListener,
   CheckpointMiss,
   CheckpointOutcome,
@@ -64,6 +68,7 @@ export type {
   DebounceOptions,
   EngineOptions,
   EnqueueOptions,
+  ExecutorInfo,
   ForkOptions,
   ListWorkflowsFilter,
   Logger,

@@ -39,6 +39,22 @@ export const WORKFLOW_STATUSES: readonly WorkflowStatus[] = [
   'MAX_RECOVERY_ATTEMPTS_EXCEEDED',
 ];
 
+/** One engine process of the fleet, as returned by `listExecutors()`. */
+export interface ExecutorInfo {
+  id: string;
+  hostname: string;
+  pid: number;
+  appVersion: string;
+  startedAt: Date;
+  heartbeatAt: Date;
+  /** When it closed (or was found dead on its host); null while it runs. */
+  stoppedAt: Date | null;
+  /** Not stopped, and heartbeating within its lease. */
+  alive: boolean;
+  /** Its PENDING workflows. */
+  pending: number;
+}
+
 /** A stored workflow, as returned by `engine.getWorkflow`, `listWorkflows` and `handle.status()`. */
 export interface WorkflowInfo<I = unknown, O = unknown> {
   id: string;
@@ -345,8 +361,19 @@ export interface ClientOptions {
 }
 
 export interface EngineOptions extends ClientOptions {
-  /** Owner of this process's workflows (default `process.env.CAIRN_EXECUTOR_ID ?? 'local'`). */
+  /**
+   * This engine's executor id: the owner of the workflows it runs (default
+   * `process.env.CAIRN_EXECUTOR_ID`, else `<hostname>:<pid>`, so every process is its own executor).
+   * A process restarted under the same id recovers that id's workflows at boot.
+   */
   executorId?: string;
+  /**
+   * How long an executor may go without a heartbeat before the others consider it dead and adopt
+   * its unfinished workflows, in ms (default 30,000).
+   */
+  leaseMs?: number;
+  /** How often this engine heartbeats, in ms (default a third of `leaseMs`); must be below `leaseMs`. */
+  heartbeatMs?: number;
   /** Version of the application's workflow code (default: a hash of the registered workflow sources). */
   appVersion?: string;
   /** Recoveries without progress after which a workflow is parked in MAX_RECOVERY_ATTEMPTS_EXCEEDED (default 50). */

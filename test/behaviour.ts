@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
 import { Engine, type Context } from '../src/index.js';
@@ -27,7 +28,9 @@ export function defineBehaviourSuite(target: Target): void {
       assert.equal(info.name, 'sum');
       assert.equal(info.input, 5);
       assert.deepEqual(info.output, { a: 10, b: 11 });
-      assert.equal(info.executorId, 'local');
+      // The default executor id is this process's host name and pid (with a counter for a second engine).
+      assert.equal(info.executorId, engine.executorId);
+      assert.match(info.executorId!, new RegExp(`^${hostname().replace(/[.]/g, '\\.')}:${process.pid}(:\\d+)?$`));
       assert.equal(info.appVersion, engine.appVersion);
       assert.ok(info.completedAt instanceof Date && info.completedAt >= info.createdAt);
       const steps = await engine.listSteps('sum-1');
@@ -175,7 +178,7 @@ export function defineBehaviourSuite(target: Target): void {
       assert.equal(info.recoveryAttempts, 0, 'a recovery that records a new checkpoint made progress, so the count starts again');
     });
 
-    test('recover() resumes only its own executor and app version', async () => {
+    test('recover() resumes its own executor and app version, and adopts a stopped executor of that version', async () => {
       const store = await target.fresh();
       const body = async (ctx: Context) => {
         await forever();
@@ -189,11 +192,12 @@ export function defineBehaviourSuite(target: Target): void {
       const engine = await target.open(store, { executorId: 'a', appVersion: 'v1' });
       engine.workflow('park', body);
       const handles = await engine.recover();
-      assert.deepEqual(handles.map((h) => h.id), ['w-a']);
+      // Executor b closed, so its work is adopted at once; the v2 workflow is left to code of its version.
+      assert.deepEqual(handles.map((h) => h.id), ['w-a', 'w-b']);
       const infos = await engine.listWorkflows({ order: 'asc' });
       assert.deepEqual(
-        infos.map((i) => [i.id, i.recoveryAttempts]).sort(),
-        [['w-a', 1], ['w-a2', 0], ['w-b', 0]],
+        infos.map((i) => [i.id, i.executorId, i.recoveryAttempts]).sort(),
+        [['w-a', 'a', 1], ['w-a2', 'a', 0], ['w-b', 'a', 1]],
       );
     });
 
@@ -243,7 +247,8 @@ export function defineBehaviourSuite(target: Target): void {
 
     test('two engines recovering one workflow at once record each step once; the loser adopts', async () => {
       const store = await target.fresh();
-      const first = await target.open(store, { appVersion: 'v1' });
+      // Two live processes under one executor id (a misconfiguration) both recover its work.
+      const first = await target.open(store, { appVersion: 'v1', executorId: 'shared' });
       await first.workflow('race', async () => forever()).start(null, { id: 'race-1' });
       await first.close({ timeoutMs: 0 });
 
@@ -262,7 +267,7 @@ export function defineBehaviourSuite(target: Target): void {
         const w = await ctx.step('after', () => v * 2);
         return { v, w };
       };
-      const engines = await Promise.all([target.open(store, { appVersion: 'v1' }), target.open(store, { appVersion: 'v1' })]);
+      const engines = await Promise.all([0, 1].map(() => target.open(store, { appVersion: 'v1', executorId: 'shared' })));
       engines.forEach((e) => e.workflow('race', body));
       const handles = (await Promise.all(engines.map((e) => e.recover()))).flat();
       assert.equal(handles.length, 2);
@@ -282,6 +287,8 @@ export function defineBehaviourSuite(target: Target): void {
       await setup.close();
       const sent: string[] = [];
       const engine = await Engine.open({ database: target.provider(store, (sql) => sent.push(sql)), migrate: false });
+      // Opening registered the executor; from here on, only the workflow's own statements.
+      sent.length = 0;
       try {
         const wf = engine.workflow('ten', async (ctx) => {
           let acc = 0;

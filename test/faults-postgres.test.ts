@@ -104,7 +104,7 @@ describe('faults on postgres: connections that die or cannot be made', { skip: t
           provider.readStream(`m${max}-a`, 'k', 0),
           provider.insertWorkflow(row(`m${max}-b`)),
           provider.resetRecoveryAttempts(`m${max}-a`),
-          provider.completeWorkflow(`m${max}-a`, 'SUCCESS', 'null', null, now),
+          provider.completeWorkflow(`m${max}-a`, 'SUCCESS', 'null', null, now, 'e'),
         ]);
         assert.equal((await provider.getWorkflow(`m${max}-a`))?.status, 'SUCCESS');
         assert.equal((await provider.getWorkflow(`m${max}-b`))?.status, 'PENDING');

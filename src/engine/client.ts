@@ -6,6 +6,7 @@ import { assertSchemaName } from '../providers/schema-name.js';
 import type {
   ClientOptions,
   EnqueueOptions,
+  ExecutorInfo,
   ListWorkflowsFilter,
   Logger,
   SendOptions,
@@ -284,6 +285,29 @@ export class Client implements HandleSource {
     const { row, cancelled } = await this.provider.cancelWorkflow(id, serializeError(reason), Date.now());
     if (!row) throw new WorkflowNotFoundError(id);
     this.cancelled(id, cancelled, reason);
+  }
+
+  /**
+   * The executors of the fleet: every engine process that ran here recently, whether it is alive
+   * (heartbeating within its lease), and how many PENDING workflows it owns.
+   *
+   * @example
+   * const dead = (await engine.listExecutors()).filter((e) => !e.alive && e.pending > 0);
+   */
+  async listExecutors(): Promise<ExecutorInfo[]> {
+    this.assertOpen('cannot list executors');
+    const { now, executors } = await this.provider.listExecutors();
+    return executors.map((e) => ({
+      id: e.id,
+      hostname: e.hostname,
+      pid: e.pid,
+      appVersion: e.appVersion,
+      startedAt: new Date(e.startedAt),
+      heartbeatAt: new Date(e.heartbeatAt),
+      stoppedAt: e.stoppedAt === null ? null : new Date(e.stoppedAt),
+      alive: e.stoppedAt === null && e.heartbeatAt + e.leaseMs >= now,
+      pending: e.pending,
+    }));
   }
 
   /** Hook for the engine: workflows just cancelled that may be running in this process. */

@@ -155,7 +155,7 @@ export class WorkflowContext implements Context {
     await this.checkpoint(
       'cairn.send',
       computed(() => undefined),
-      (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'send', destinationId, topic: t, body }),
+      (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'send', destinationId, topic: t, body }, this.core.executorId),
       destinationId,
     );
   }
@@ -176,7 +176,7 @@ export class WorkflowContext implements Context {
       this.core.waits.wait<RecvOutcome>(
         [`m:${id}`, `w:${id}`],
         async (attempt) => {
-          const r = await this.write(() => this.core.provider.recordRecv(id, { stepId, name: 'cairn.recv', startedAt, completedAt: Date.now() }, t));
+          const r = await this.write(() => this.core.provider.recordRecv(id, { stepId, name: 'cairn.recv', startedAt, completedAt: Date.now() }, t, this.core.executorId));
           if (r.kind !== 'empty') return r;
           if (attempt === 0) await this.holdDeadline(stepId, 'cairn.recv', deadline, startedAt);
           // Woken without a message: maybe the workflow was cancelled from another process.
@@ -202,7 +202,7 @@ export class WorkflowContext implements Context {
     if (got !== undefined) return this.settleMiss<T | null>(stepId, 'cairn.recv', got);
     // Timed out: the null is recorded too, so a replay returns it without waiting.
     const step: StepRow = { stepId, name: 'cairn.recv', output: serialize(null, 'recv'), error: null, childId: null, attempts: 1, startedAt, completedAt: Date.now() };
-    const outcome = await this.write(() => this.core.provider.recordStep(this.workflowId, step));
+    const outcome = await this.write(() => this.core.provider.recordStep(this.workflowId, step, this.core.executorId));
     if (outcome.kind !== 'recorded') return this.settleMiss<T | null>(stepId, 'cairn.recv', outcome);
     await this.progressed();
     return null;
@@ -215,7 +215,7 @@ export class WorkflowContext implements Context {
     await this.checkpoint(
       'cairn.setEvent',
       computed(() => undefined),
-      (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'set-event', key, value: text }),
+      (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'set-event', key, value: text }, this.core.executorId),
     );
   }
 
@@ -245,7 +245,7 @@ export class WorkflowContext implements Context {
     await this.checkpoint(
       'cairn.writeStream',
       computed(() => undefined),
-      (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'stream', key, value: text, closed: false }),
+      (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'stream', key, value: text, closed: false }, this.core.executorId),
     );
   }
 
@@ -255,7 +255,7 @@ export class WorkflowContext implements Context {
     await this.checkpoint(
       'cairn.closeStream',
       computed(() => undefined),
-      (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'stream', key, value: null, closed: true }),
+      (step) => this.core.provider.recordStepWithEffect(this.workflowId, step, { kind: 'stream', key, value: null, closed: true }, this.core.executorId),
     );
   }
 
@@ -279,6 +279,7 @@ export class WorkflowContext implements Context {
     const recorded = this.replay?.get(stepId);
     if (recorded) return this.core.handle<O>(this.adopt<string>(stepId, name, recorded));
     this.assertRunnable(name);
+    await this.confirmOwnership();
     const childId = given ?? `${this.workflowId}-${stepId}`;
     const startedAt = Date.now();
     // The child's id is fixed by the parent's counter, so a crash between these two writes is
@@ -287,7 +288,7 @@ export class WorkflowContext implements Context {
     if (queue !== undefined) start.queue = { name: queue, priority: options?.priority, partitionKey: options?.partitionKey };
     await this.working(() => this.write(() => this.core.startChild(start)));
     const step: StepRow = { stepId, name, output: serialize(childId, 'child id'), error: null, childId, attempts: 1, startedAt, completedAt: Date.now() };
-    const outcome = await this.write(() => this.core.provider.recordStep(this.workflowId, step));
+    const outcome = await this.write(() => this.core.provider.recordStep(this.workflowId, step, this.core.executorId));
     if (outcome.kind === 'recorded') {
       await this.progressed();
       return this.core.handle<O>(childId);
@@ -344,6 +345,7 @@ export class WorkflowContext implements Context {
     if (recorded) return this.adopt<T>(stepId, name, recorded);
     this.assertRunnable(name);
 
+    await this.confirmOwnership();
     const startedAt = Date.now();
     const result = await run(stepId);
     // Past the close deadline the step was abandoned, possibly aborted by the shutdown itself:
@@ -364,13 +366,13 @@ export class WorkflowContext implements Context {
       error = serializeError(result.error);
     }
     const step: StepRow = { stepId, name, output, error, childId: null, attempts: result.attempts, startedAt, completedAt: Date.now() };
-    let outcome = await this.write(() => (write && error === null ? write(step) : this.core.provider.recordStep(this.workflowId, step)));
+    let outcome = await this.write(() => (write && error === null ? write(step) : this.core.provider.recordStep(this.workflowId, step, this.core.executorId)));
     if (outcome.kind === 'no-destination') {
       // The failure is this call's outcome: recorded, so a replay fails the same way even if the
       // destination exists by then.
       const failure = serializeError(new WorkflowNotFoundError(destinationId ?? ''));
       error = failure;
-      outcome = await this.write(() => this.core.provider.recordStep(this.workflowId, { ...step, output: null, error: failure }));
+      outcome = await this.write(() => this.core.provider.recordStep(this.workflowId, { ...step, output: null, error: failure }, this.core.executorId));
     }
     if (outcome.kind === 'not-pending' && outcome.status === 'CANCELLED' && !write && error === null) {
       await this.keepCancelledStep(step);
@@ -411,7 +413,7 @@ export class WorkflowContext implements Context {
       stepId: -stepId, name: `${name}.deadline`, output: serialize(deadline, 'deadline'), error: null, childId: null, attempts: 1, startedAt, completedAt: Date.now(),
     };
     // A miss (cancelled, or recorded by a racing execution) changes nothing: the wait itself sees it.
-    await this.write(() => this.core.provider.recordStep(this.workflowId, step));
+    await this.write(() => this.core.provider.recordStep(this.workflowId, step, this.core.executorId));
   }
 
   /** A checkpoint was not written: adopt the one another execution wrote, or stop. */
@@ -420,7 +422,27 @@ export class WorkflowContext implements Context {
       await this.catchUp();
       return this.adopt<T>(stepId, name, outcome.existing);
     }
+    if (outcome.kind === 'superseded') throw this.superseded(outcome.owner);
     throw await this.stopped(outcome.status);
+  }
+
+  /** The workflow now belongs to another executor: stop here, steps in flight included. */
+  private superseded(owner: string | null): ExecutionSupersededError {
+    const err = new ExecutionSupersededError(this.workflowId, 'PENDING', owner);
+    this.cancellation.abort(err);
+    return err;
+  }
+
+  /**
+   * Before a step body runs: when this process's lease may have lapsed (it was paused, or could
+   * not heartbeat), renew it and make sure the workflow was not adopted meanwhile, so a step body
+   * never runs for a workflow another executor owns. Costs nothing while the lease is fresh.
+   */
+  private async confirmOwnership(): Promise<void> {
+    if (!this.core.leaseLapsed()) return;
+    await this.core.renewLease();
+    const row = await this.write(() => this.core.provider.getWorkflow(this.workflowId));
+    if (row?.status === 'PENDING' && row.executorId !== this.core.executorId) throw this.superseded(row.executorId);
   }
 
   /**

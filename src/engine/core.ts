@@ -15,6 +15,12 @@ export interface ChildStart {
 /** What the engine shares with the executions and handles it creates. */
 export interface EngineCore {
   readonly provider: Provider;
+  /** This engine's executor: the owner every checkpoint and end is written for (fencing). */
+  readonly executorId: string;
+  /** Whether this executor's lease may have expired (no heartbeat got through for about a lease). */
+  leaseLapsed(): boolean;
+  /** Heartbeats now, so the lease is held again from here on. */
+  renewLease(): Promise<void>;
   readonly logger: Logger;
   readonly waits: Waits;
   /** True once close() has passed its deadline: executions still running are abandoned, not ended. */

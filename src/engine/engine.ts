@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ClaimedWorkflow, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from '../providers/provider.js';
+import { Fleet } from '../fleet/fleet.js';
+import { defaultExecutorId } from '../fleet/identity.js';
+import type { AdoptResult, ClaimedWorkflow, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from '../providers/provider.js';
 import { Dispatcher } from '../queues/dispatcher.js';
 import { Queue, queueDefinition } from '../queues/queue.js';
 import { Scheduler } from '../scheduler/scheduler.js';
@@ -31,6 +33,7 @@ import { assertDuration, assertInt32, assertName, assertOptions, assertPositiveI
 
 const RESUMABLE: ReadonlySet<WorkflowStatus> = new Set(['CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+const DEFAULT_LEASE_MS = 30_000;
 /** Workflows whose checkpoints recovery loads in one query. */
 const RECOVERY_BATCH = 500;
 /** A debounce without maxWaitMs: about 30,000 years, an integer either database stores. */
@@ -65,6 +68,7 @@ export class Engine extends Client {
   private readonly pendingRetries = new Set<NodeJS.Timeout>();
   private readonly declaredSchedules = new Map<string, ScheduleRow>();
   private readonly scheduler: Scheduler;
+  private readonly fleet: Fleet;
   /** Schedules stored in the database, managed at run time. */
   readonly schedules: Schedules;
 
@@ -75,23 +79,50 @@ export class Engine extends Client {
    * const engine = await Engine.open({ database: process.env.DATABASE_URL ?? 'sqlite:./cairn.db' });
    */
   static override async open(options: EngineOptions): Promise<Engine> {
+    let lease = { leaseMs: DEFAULT_LEASE_MS, heartbeatMs: DEFAULT_LEASE_MS / 3 };
     if (typeof options === 'object' && options !== null) {
-      assertName('executorId', options.executorId ?? process.env.CAIRN_EXECUTOR_ID ?? 'local');
+      if (options.executorId !== undefined) assertName('executorId', options.executorId);
+      else if (process.env.CAIRN_EXECUTOR_ID !== undefined) assertName('CAIRN_EXECUTOR_ID', process.env.CAIRN_EXECUTOR_ID);
       if (options.appVersion !== undefined) assertName('appVersion', options.appVersion);
       assertPositiveInteger('maxRecoveryAttempts', options.maxRecoveryAttempts ?? 50);
+      lease = leaseOptions(options);
     }
     const opened = await openDatabase(options, 'Engine.open');
-    return new Engine(opened, options);
+    const engine = new Engine(opened, options, lease);
+    try {
+      await engine.fleet.start();
+    } catch (err) {
+      await opened.provider.close().catch(() => undefined);
+      throw err;
+    }
+    return engine;
   }
 
-  private constructor(opened: Opened, options: EngineOptions) {
+  private constructor(opened: Opened, options: EngineOptions, lease: { leaseMs: number; heartbeatMs: number }) {
     super(opened);
-    this.executorId = options.executorId ?? process.env.CAIRN_EXECUTOR_ID ?? 'local';
+    this.executorId = options.executorId ?? process.env.CAIRN_EXECUTOR_ID ?? defaultExecutorId();
     this.registry = new Registry(options.appVersion);
     this.maxRecoveryAttempts = options.maxRecoveryAttempts ?? 50;
+    this.fleet = new Fleet({
+      provider: this.provider,
+      logger: this.logger,
+      executorId: this.executorId,
+      leaseMs: lease.leaseMs,
+      heartbeatMs: lease.heartbeatMs,
+      maxRecoveryAttempts: this.maxRecoveryAttempts,
+      appVersion: () => this.registry.knownVersion(),
+      names: () => this.registry.names(),
+      adopted: async (result) => void (await this.runAdopted(result)),
+    });
     const engine = this;
     this.core = {
       provider: this.provider,
+      executorId: this.executorId,
+      leaseLapsed: () => this.fleet.leaseLapsed(),
+      renewLease: async () => {
+        const adopted = await this.fleet.renew();
+        if (adopted) await this.runAdopted(adopted);
+      },
       logger: this.logger,
       waits: this.waits,
       get closed() {
@@ -217,17 +248,38 @@ export class Engine extends Client {
       register: (q) => this.provider.upsertQueue(q, Date.now()),
       claim: (q, slots) =>
         this.provider.claimQueued({ queue: q, executorId: this.executorId, appVersion: this.appVersion, names: this.registry.names(), slots }),
-      run: (row) => this.runClaimed(row),
+      run: (rows) => this.runClaimed(rows),
       running: (q) => this.runningByQueue.get(q) ?? 0,
     });
     this.dispatchers.push(dispatcher);
     dispatcher.start();
   }
 
-  private runClaimed(row: ClaimedWorkflow): void {
-    const reg = this.registry.get(row.name);
-    if (!reg) return; // claims only ask for registered names
-    void this.execute({ id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, row.queue);
+  /**
+   * Runs what a queue claim took. A workflow claimed for the first time runs fresh; one that ran
+   * before (its executor died and it went back to its queue) is resumed from its checkpoints.
+   */
+  private runClaimed(rows: ClaimedWorkflow[]): void {
+    const again: ClaimedWorkflow[] = [];
+    for (const row of rows) {
+      const reg = this.registry.get(row.name);
+      if (!reg) continue; // claims only ask for registered names
+      if (row.recoveryAttempts > 0) again.push(row);
+      else void this.execute({ id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, row.queue);
+    }
+    if (again.length === 0) return;
+    void this.provider.listStepsOf(again.map((r) => r.id)).then(
+      (replays) => {
+        for (const row of again) {
+          if (this.running.has(row.id)) continue;
+          const reg = this.registry.get(row.name)!;
+          const spec = { id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts };
+          void this.execute({ ...spec, replay: replays.get(row.id)! }, row.queue);
+        }
+      },
+      // Each stays PENDING under this executor; recovery (here after a restart, or by another executor) resumes it.
+      (err: unknown) => this.logger.error({ err, workflows: again.map((r) => r.id) }, 'could not load the checkpoints of claimed workflows'),
+    );
   }
 
   private async start<O>(reg: Registration, input: unknown, options: StartOptions | undefined): Promise<WorkflowHandle<O>> {
@@ -393,9 +445,33 @@ export class Engine extends Client {
       this.logger.error({ err, workflowId: row.id }, err.message);
       handles.push(new Handle(this, row.id, err));
     }
-    // Checkpoints are loaded a batch of workflows per query, and each batch starts running as it arrives.
-    for (let i = 0; i < claim.claimed.length; i += RECOVERY_BATCH) {
-      const rows = claim.claimed.slice(i, i + RECOVERY_BATCH);
+    handles.push(...(await this.resumeAll(claim.claimed)));
+    // Then the work of dead executors, now: on this host a crashed predecessor is found at once.
+    const adopted = await this.fleet.renew();
+    if (adopted) handles.push(...(await this.runAdopted(adopted)));
+    return handles;
+  }
+
+  /** Runs here what a heartbeat adopted from dead executors; returns a handle for each. */
+  private async runAdopted(result: AdoptResult): Promise<WorkflowHandle[]> {
+    if (this.closing) return [];
+    const handles: WorkflowHandle[] = [];
+    for (const row of result.parked) {
+      this.logger.warn({ workflowId: row.id, attempts: row.recoveryAttempts }, 'workflow parked in MAX_RECOVERY_ATTEMPTS_EXCEEDED');
+      handles.push(new Handle(this, row.id));
+    }
+    handles.push(...(await this.resumeAll(result.claimed)));
+    return handles;
+  }
+
+  /**
+   * Resumes claimed PENDING workflows from their checkpoints, loaded a batch of workflows per query;
+   * each batch starts running as it arrives.
+   */
+  private async resumeAll(claimed: WorkflowRow[]): Promise<WorkflowHandle[]> {
+    const handles: WorkflowHandle[] = [];
+    for (let i = 0; i < claimed.length; i += RECOVERY_BATCH) {
+      const rows = claimed.slice(i, i + RECOVERY_BATCH);
       const replays = await this.provider.listStepsOf(rows.map((r) => r.id));
       for (const row of rows) {
         // Started meanwhile by another path (a rerun after an interruption): one execution is enough.
@@ -588,8 +664,20 @@ export class Engine extends Client {
     this.closed = true;
     const reason = new EngineClosedError('workflow abandoned');
     for (const e of this.running.values()) e.abort(reason);
+    // Marked stopped: what is left unfinished here is adopted by the other executors at once.
+    await this.fleet.stop().catch((err: unknown) => this.logger.warn({ err, executorId: this.executorId }, 'could not mark this executor stopped'));
     await this.release();
   }
+}
+
+/** Checks leaseMs and heartbeatMs: positive integers, the heartbeat below the lease (default a third of it). */
+function leaseOptions(options: EngineOptions): { leaseMs: number; heartbeatMs: number } {
+  const leaseMs = assertPositiveInteger('leaseMs', options.leaseMs ?? DEFAULT_LEASE_MS);
+  const heartbeatMs = assertPositiveInteger('heartbeatMs', options.heartbeatMs ?? Math.max(1, Math.floor(leaseMs / 3)));
+  if (heartbeatMs >= leaseMs) {
+    throw new InvalidArgumentError('heartbeatMs', `heartbeatMs (${heartbeatMs}) must be below leaseMs (${leaseMs}), or the lease lapses between heartbeats`);
+  }
+  return { leaseMs, heartbeatMs };
 }
 
 function settle(outcome: Exclude<Outcome, { kind: 'abandoned' }>): unknown {

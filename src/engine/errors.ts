@@ -199,15 +199,22 @@ export class EngineClosedError extends CairnError {
   }
 }
 
-/** Another execution already finished this workflow; the execution that sees this stops. */
+/**
+ * Another execution took this workflow over, so the execution that sees this stops and records
+ * nothing more: the workflow was finished elsewhere (`status`), or, while this process's lease had
+ * lapsed (it was paused or cut off), adopted by another executor (`adoptedBy`).
+ */
 export class ExecutionSupersededError extends CairnError {
   constructor(
     readonly workflowId: string,
     readonly status: string,
+    readonly adoptedBy?: string | null,
   ) {
     super(
       ERROR_CODES.ExecutionSupersededError,
-      `workflow '${workflowId}' was already finished by another execution (status ${status}); this execution stops`,
+      adoptedBy === undefined
+        ? `workflow '${workflowId}' was already finished by another execution (status ${status}); this execution stops`
+        : `workflow '${workflowId}' was adopted by executor '${adoptedBy ?? 'none'}' while this process's lease had lapsed; this execution stops and records nothing more`,
     );
   }
 }

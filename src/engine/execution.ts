@@ -2,7 +2,7 @@ import type { StepRow, WorkflowRow } from '../providers/provider.js';
 import type { WorkflowFunction } from '../types.js';
 import { WorkflowContext } from './context.js';
 import type { EngineCore } from './core.js';
-import { EngineClosedError, WorkflowTimeoutError } from './errors.js';
+import { EngineClosedError, ExecutionSupersededError, WorkflowTimeoutError } from './errors.js';
 import { persist } from './persist.js';
 import { deserialize, deserializeError, roundTrip, serializeError } from './serialization.js';
 import { runOutsideStep } from './step-scope.js';
@@ -45,6 +45,12 @@ export class Execution {
   ) {
     this.id = spec.id;
     this.done = runOutsideStep(() => this.run(spec));
+  }
+
+  /** The workflow was adopted by another executor: this execution ends without writing anything. */
+  private superseded(err: ExecutionSupersededError): Outcome {
+    this.core.logger.warn({ workflowId: this.id, adoptedBy: err.adoptedBy }, err.message);
+    return { kind: 'abandoned', reason: err };
   }
 
   /** Aborts `ctx.signal`; the execution stops at its next Context call. */
@@ -101,6 +107,7 @@ export class Execution {
       status = 'SUCCESS';
     } catch (err) {
       if (err instanceof EngineClosedError) return { kind: 'abandoned', reason: err };
+      if (err instanceof ExecutionSupersededError && err.adoptedBy !== undefined) return this.superseded(err);
       status = 'ERROR';
       error = serializeError(err);
       value = deserializeError(error);
@@ -111,11 +118,13 @@ export class Execution {
     try {
       const completedAt = Date.now();
       const stored = await persist(
-        () => this.core.provider.completeWorkflow(spec.id, status, output, error, completedAt),
+        () => this.core.provider.completeWorkflow(spec.id, status, output, error, completedAt, this.core.executorId),
         `recording the end of workflow '${spec.id}'`,
         this.core.logger,
         () => this.core.closed,
       );
+      // Still PENDING, under another executor: adopted while this process's lease had lapsed.
+      if (stored?.status === 'PENDING') return this.superseded(new ExecutionSupersededError(spec.id, 'PENDING', stored.executorId));
       if (stored) return { kind: 'stored', row: stored };
       if (stored === undefined) return { kind: 'abandoned', reason: new Error(`workflow '${spec.id}' disappeared`) };
     } catch (err) {

@@ -45,6 +45,11 @@ export class Registry {
     return [...this.byName.keys()];
   }
 
+  /** The app version if it is fixed already (given, or derived once work began), without fixing it. */
+  knownVersion(): string | undefined {
+    return this.explicitVersion ?? this.version;
+  }
+
   appVersion(): string {
     if (this.explicitVersion !== undefined) return this.explicitVersion;
     if (this.version === undefined) {

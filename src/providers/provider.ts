@@ -74,8 +74,12 @@ export interface ClaimRequest {
   slots: number;
 }
 
-/** What a claim returns of each workflow it moved to PENDING: what it takes to run it. */
-export type ClaimedWorkflow = Pick<WorkflowRow, 'id' | 'name' | 'input' | 'queue' | 'deadlineAt'>;
+/**
+ * What a claim returns of each workflow it moved to PENDING: what it takes to run it. A workflow
+ * with recovery attempts was run before (its executor died and it went back to its queue), so it
+ * has checkpoints to replay.
+ */
+export type ClaimedWorkflow = Pick<WorkflowRow, 'id' | 'name' | 'input' | 'queue' | 'deadlineAt' | 'recoveryAttempts'>;
 
 export interface ClaimResult {
   claimed: ClaimedWorkflow[];
@@ -122,7 +126,9 @@ export interface StepRow {
 export type CheckpointOutcome =
   | { kind: 'recorded' }
   | { kind: 'conflict'; existing: StepRow }
-  | { kind: 'not-pending'; status: WorkflowStatus | undefined };
+  | { kind: 'not-pending'; status: WorkflowStatus | undefined }
+  /** The workflow is PENDING under another executor: it was adopted, and this execution is fenced off. */
+  | { kind: 'superseded'; owner: string | null };
 
 /**
  * A change a waiter may be waiting for: `w:<id>` (workflow status), `m:<id>` (message for a
@@ -152,6 +158,51 @@ export interface CancelResult {
 
 /** Why a checkpoint was not written. */
 export type CheckpointMiss = Exclude<CheckpointOutcome, { kind: 'recorded' }>;
+
+/** One engine process as stored: who it is, where it runs, and its lease. */
+export interface ExecutorRow {
+  id: string;
+  hostname: string;
+  /** The host and its process-id namespace; executors with the same key can check each other's pids. */
+  hostKey: string;
+  pid: number;
+  appVersion: string;
+  leaseMs: number;
+  startedAt: number;
+  heartbeatAt: number;
+  stoppedAt: number | null;
+}
+
+/** What one heartbeat learns about the fleet. */
+export interface HeartbeatResult {
+  /** False when this executor's row was gone (deleted by hand): it must register again. */
+  registered: boolean;
+  /** Live executors, this one included. */
+  live: number;
+  /** Dead executors (lease expired, or stopped) that still own PENDING workflows. */
+  dead: string[];
+  /** Executors on this host (same host key) that have not stopped, with their pids. */
+  neighbours: Array<{ id: string; pid: number; startedAt: number }>;
+}
+
+export interface AdoptRequest {
+  executorId: string;
+  appVersion: string;
+  names: string[];
+  /** The dead executors to adopt from. */
+  from: string[];
+  /** Live executors sharing the work: this call adopts about 1/live of what is adoptable. */
+  live: number;
+  maxAttempts: number;
+}
+
+export interface AdoptResult {
+  /** Workflows now owned by this executor, attempts counted (PENDING), or parked past the cap. */
+  claimed: WorkflowRow[];
+  parked: WorkflowRow[];
+  /** Queued workflows put back on their queues (ENQUEUED), to be claimed under the queues' limits. */
+  requeued: number;
+}
 
 export interface RecoveryClaim {
   /** PENDING workflows of this executor and version with a registered name, attempts counted. */
@@ -217,8 +268,8 @@ export interface Provider {
   getWorkflow(id: string): Promise<WorkflowRow | undefined>;
   listWorkflows(filter: ListFilter): Promise<WorkflowRow[]>;
   /**
-   * Ends a PENDING workflow. Returns null when this call ended it, or the stored row when it was
-   * no longer PENDING (cancelled, or ended by a racing executor).
+   * Ends a workflow PENDING under executor `owner`. Returns null when this call ended it, or the
+   * stored row when it was not (cancelled, ended by a racing execution, or adopted by another executor).
    */
   completeWorkflow(
     id: string,
@@ -226,6 +277,7 @@ export interface Provider {
     output: string | null,
     error: string | null,
     completedAt: number,
+    owner: string,
   ): Promise<WorkflowRow | undefined | null>;
 
   /**
@@ -269,10 +321,13 @@ export interface Provider {
    * CANCELLED or the step is already recorded.
    */
   recordCancelledStep(workflowId: string, step: StepRow): Promise<boolean>;
-  /** Writes one checkpoint for a PENDING workflow. */
-  recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome>;
+  /**
+   * Writes one checkpoint for a workflow that is PENDING under executor `owner` (fencing: an
+   * execution whose workflow was adopted by another executor records nothing more).
+   */
+  recordStep(workflowId: string, step: StepRow, owner: string): Promise<CheckpointOutcome>;
   /** Writes a checkpoint and its effect in one transaction; `no-destination` when a send's target does not exist. */
-  recordStepWithEffect(workflowId: string, step: StepRow, effect: StepEffect): Promise<CheckpointOutcome | { kind: 'no-destination' }>;
+  recordStepWithEffect(workflowId: string, step: StepRow, effect: StepEffect, owner: string): Promise<CheckpointOutcome | { kind: 'no-destination' }>;
   /**
    * Consumes the oldest unconsumed message on `topic` for the workflow and records it as the
    * checkpoint (output = the message body), in one transaction. `empty` when there is none.
@@ -281,6 +336,7 @@ export interface Provider {
     workflowId: string,
     step: Pick<StepRow, 'stepId' | 'name' | 'startedAt' | 'completedAt'>,
     topic: string,
+    owner: string,
   ): Promise<CheckpointMiss | { kind: 'received'; body: string } | { kind: 'empty' }>;
   /** A message from outside any workflow; a repeated idempotency key for the same destination is dropped. */
   sendMessage(destinationId: string, topic: string, body: string, idempotencyKey: string | null, now: number): Promise<'sent' | 'duplicate' | 'no-destination'>;
@@ -316,4 +372,18 @@ export interface Provider {
    * whose name is in `names` (parking those past `maxAttempts`), in one statement.
    */
   claimForRecovery(executorId: string, appVersion: string, names: string[], exclude: string[], maxAttempts: number): Promise<RecoveryClaim>;
+
+  /** Stores this executor's row (again, after a restart under the same id), alive from now. */
+  registerExecutor(executor: Omit<ExecutorRow, 'heartbeatAt' | 'stoppedAt'>): Promise<void>;
+  /** One statement per heartbeat: renews this executor's lease and reports the fleet (see HeartbeatResult). */
+  heartbeat(executorId: string, hostKey: string, appVersion: string | null): Promise<HeartbeatResult>;
+  /** Marks executors stopped, so their unfinished workflows can be adopted at once. */
+  stopExecutors(ids: string[]): Promise<void>;
+  /** Every executor with its count of PENDING workflows, and the database's clock now. */
+  listExecutors(): Promise<{ now: number; executors: Array<ExecutorRow & { pending: number }> }>;
+  /**
+   * In one transaction: puts the dead executors' queued PENDING workflows back on their queues,
+   * and takes a share of their other PENDING workflows of this app version with a registered name.
+   */
+  adoptWorkflows(request: AdoptRequest): Promise<AdoptResult>;
 }

@@ -1,5 +1,5 @@
 import type { WorkflowStatus } from '../types.js';
-import type { ClaimedWorkflow, ListFilter, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from './provider.js';
+import type { ClaimedWorkflow, ExecutorRow, HeartbeatResult, ListFilter, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from './provider.js';
 
 /** Column lists and row mappers shared by the SQL providers (snake_case in SQL, camelCase in TS). */
 
@@ -7,7 +7,7 @@ export const WORKFLOW_COLUMNS =
   'id, name, status, input, output, error, queue, executor_id, app_version, parent_id, recovery_attempts, deadline_at, created_at, started_at, completed_at, priority, dedup_id, partition_key, available_at';
 
 /** The columns a queue claim returns (see ClaimedWorkflow), with the two it is ordered by. */
-export const CLAIMED_COLUMNS = 'id, name, input, queue, deadline_at, priority, enqueue_seq';
+export const CLAIMED_COLUMNS = 'id, name, input, queue, deadline_at, recovery_attempts, priority, enqueue_seq';
 
 /** A column list qualified by a table alias (for UPDATE ... FROM). */
 export const qualified = (columns: string, alias: string): string =>
@@ -49,7 +49,14 @@ export function toWorkflowRow(r: Raw): WorkflowRow {
 }
 
 function toClaimedWorkflow(r: Raw): ClaimedWorkflow {
-  return { id: r.id as string, name: r.name as string, input: strOrNull(r.input), queue: strOrNull(r.queue), deadlineAt: numOrNull(r.deadline_at) };
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    input: strOrNull(r.input),
+    queue: strOrNull(r.queue),
+    deadlineAt: numOrNull(r.deadline_at),
+    recoveryAttempts: num(r.recovery_attempts ?? 0),
+  };
 }
 
 /**
@@ -144,6 +151,31 @@ export function nextQueueTime(q: QueueDefinition, row: { delayed_at: unknown; ol
   if (row.delayed_at !== null && row.delayed_at !== undefined) times.push(num(row.delayed_at));
   if (q.rateLimit && row.oldest_start !== null && row.oldest_start !== undefined) times.push(num(row.oldest_start) + q.rateLimit.periodMs);
   return times.length === 0 ? null : Math.min(...times);
+}
+
+export function toExecutorRow(r: Raw): ExecutorRow {
+  return {
+    id: r.id as string,
+    hostname: r.hostname as string,
+    hostKey: r.host_key as string,
+    pid: num(r.pid),
+    appVersion: r.app_version as string,
+    leaseMs: num(r.lease_ms),
+    startedAt: num(r.started_at),
+    heartbeatAt: num(r.heartbeat_at),
+    stoppedAt: numOrNull(r.stopped_at),
+  };
+}
+
+/** The heartbeat's row: JSON arrays come back parsed from Postgres and as text from SQLite. */
+export function toHeartbeatResult(r: Raw): HeartbeatResult {
+  const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
+  return {
+    registered: num(r.registered) > 0,
+    live: num(r.live),
+    dead: json(r.dead) as string[],
+    neighbours: (json(r.neighbours) as Array<[string, unknown, unknown]>).map(([id, pid, startedAt]) => ({ id, pid: num(pid), startedAt: num(startedAt) })),
+  };
 }
 
 export const SCHEDULE_COLUMNS = 'name, cron, workflow_name, timezone, queue, missed, paused, last_tick_at, created_at, updated_at';

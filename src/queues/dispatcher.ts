@@ -8,8 +8,8 @@ export interface DispatcherHost {
   /** Stores the queue's definition, so clients and SQL callers can find it. */
   register(queue: QueueDefinition): Promise<void>;
   claim(queue: QueueDefinition, slots: number): Promise<ClaimResult>;
-  /** Starts running a claimed workflow in this process. */
-  run(row: ClaimedWorkflow): void;
+  /** Starts running what a claim took, in this process. */
+  run(rows: ClaimedWorkflow[]): void;
   /** Workflows of the queue running in this process now. */
   running(queue: string): number;
 }
@@ -77,7 +77,7 @@ export class Dispatcher {
         const slots = Math.max(0, Math.min(free, BATCH));
         if (slots > 0) {
           const result = await host.claim(queue, slots);
-          for (const row of result.claimed) host.run(row);
+          host.run(result.claimed);
           nextAt = result.nextAt;
           more = result.claimed.length === slots;
         }

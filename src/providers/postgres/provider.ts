@@ -1,7 +1,11 @@
 import pg from 'pg';
 import { InvalidArgumentError } from '../../engine/errors.js';
 import type {
+  AdoptRequest,
+  AdoptResult,
   CancelResult,
+  ExecutorRow,
+  HeartbeatResult,
   ScheduleRow,
   ClaimRequest,
   ClaimResult,
@@ -29,6 +33,8 @@ import {
   nextQueueTime,
   scheduleParams,
   stepsByWorkflow,
+  toExecutorRow,
+  toHeartbeatResult,
   toQueueDefinition,
   toScheduleRow,
   toStepRow,
@@ -66,8 +72,8 @@ export interface PostgresProviderOptions {
   groupCommit?: boolean | { lanes?: number };
 }
 
-type StepWrite = { workflowId: string; step: StepRow };
-type EndWrite = { id: string; status: 'SUCCESS' | 'ERROR'; output: string | null; error: string | null; completedAt: number };
+type StepWrite = { workflowId: string; step: StepRow; owner: string };
+type EndWrite = { id: string; status: 'SUCCESS' | 'ERROR'; output: string | null; error: string | null; completedAt: number; owner: string };
 
 type Query = { name?: string; text: string };
 
@@ -281,20 +287,21 @@ export class PostgresProvider implements Provider {
     output: string | null,
     error: string | null,
     completedAt: number,
+    owner: string,
   ): Promise<WorkflowRow | undefined | null> {
-    const end = { id, status, output, error, completedAt };
+    const end = { id, status, output, error, completedAt, owner };
     return this.ends ? this.ends.submit(end) : this.writeEnd(end);
   }
 
   private async writeEnd(e: EndWrite): Promise<WorkflowRow | undefined | null> {
-    const res = await this.query(this.sql.completeWorkflow, [...endParams(e), this.sql.channel]);
+    const res = await this.query(this.sql.completeWorkflow, [...endParams(e), this.sql.channel, e.owner]);
     return res.rows.length === 1 ? null : this.getWorkflow(e.id);
   }
 
   /** One statement for a batch of workflow ends; a lone one takes the single-row statement. */
   private async writeEnds(ends: EndWrite[]): Promise<Array<WorkflowRow | undefined | null>> {
     if (ends.length === 1) return [await this.writeEnd(ends[0]!)];
-    const res = await this.query(this.sql.completeWorkflows, [...columnsOf(ends.map(endParams), 5), this.sql.channel]);
+    const res = await this.query(this.sql.completeWorkflows, [...columnsOf(ends.map(endParams), 5), this.sql.channel, ends.map((e) => e.owner)]);
     const ended = new Set(res.rows.map((r) => (r as { id: string }).id));
     return Promise.all(ends.map(async (e) => (ended.has(e.id) ? null : this.getWorkflow(e.id))));
   }
@@ -304,32 +311,33 @@ export class PostgresProvider implements Provider {
     return { row: await this.getWorkflow(id), cancelled: res.rows.map((r) => (r as { id: string }).id) };
   }
 
-  async recordStepWithEffect(workflowId: string, step: StepRow, effect: StepEffect): Promise<CheckpointOutcome | { kind: 'no-destination' }> {
+  async recordStepWithEffect(workflowId: string, step: StepRow, effect: StepEffect, owner: string): Promise<CheckpointOutcome | { kind: 'no-destination' }> {
     const base = stepParams(workflowId, step);
     if (effect.kind === 'send') {
-      const res = await this.query(this.sql.recordSend, [...base, effect.destinationId, effect.topic, effect.body]);
+      const res = await this.query(this.sql.recordSend, [...base, effect.destinationId, effect.topic, effect.body, owner]);
       const row = res.rows[0] as { dest: number; done: number };
       if (row.done === 1) return { kind: 'recorded' };
       if (row.dest === 0) return { kind: 'no-destination' };
-      return this.explainMiss(workflowId, step.stepId);
+      return this.explainMiss(workflowId, step.stepId, owner);
     }
     const res =
       effect.kind === 'set-event'
-        ? await this.query(this.sql.recordSetEvent, [...base, effect.key, effect.value])
-        : await this.query(this.sql.recordStream, [...base, effect.key, effect.value, effect.closed]);
-    return res.rowCount === 1 ? { kind: 'recorded' } : this.explainMiss(workflowId, step.stepId);
+        ? await this.query(this.sql.recordSetEvent, [...base, effect.key, effect.value, owner])
+        : await this.query(this.sql.recordStream, [...base, effect.key, effect.value, effect.closed, owner]);
+    return res.rowCount === 1 ? { kind: 'recorded' } : this.explainMiss(workflowId, step.stepId, owner);
   }
 
   async recordRecv(
     workflowId: string,
     step: Pick<StepRow, 'stepId' | 'name' | 'startedAt' | 'completedAt'>,
     topic: string,
+    owner: string,
   ): Promise<CheckpointMiss | { kind: 'received'; body: string } | { kind: 'empty' }> {
-    const res = await this.query(this.sql.recordRecv, [workflowId, step.stepId, step.name, step.startedAt, step.completedAt, topic]);
+    const res = await this.query(this.sql.recordRecv, [workflowId, step.stepId, step.name, step.startedAt, step.completedAt, topic, owner]);
     const row = res.rows[0] as { found: number; body: string | null };
     if (row.body !== null) return { kind: 'received', body: row.body };
     if (row.found === 0) return { kind: 'empty' };
-    return this.explainMiss(workflowId, step.stepId);
+    return this.explainMiss(workflowId, step.stepId, owner);
   }
 
   async sendMessage(destinationId: string, topic: string, body: string, idempotencyKey: string | null, now: number): Promise<'sent' | 'duplicate' | 'no-destination'> {
@@ -402,37 +410,43 @@ export class PostgresProvider implements Provider {
     return ids.map(() => undefined);
   }
 
-  recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
-    return this.steps ? this.steps.submit({ workflowId, step }) : this.writeStep(workflowId, step);
+  recordStep(workflowId: string, step: StepRow, owner: string): Promise<CheckpointOutcome> {
+    const write = { workflowId, step, owner };
+    return this.steps ? this.steps.submit(write) : this.writeStep(write);
   }
 
   async recordCancelledStep(workflowId: string, step: StepRow): Promise<boolean> {
     return (await this.query(this.sql.recordCancelledStep, stepParams(workflowId, step))).rowCount === 1;
   }
 
-  private async writeStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
-    const res = await this.query(this.sql.recordStep, stepParams(workflowId, step));
-    return res.rowCount === 1 ? { kind: 'recorded' } : this.explainMiss(workflowId, step.stepId);
+  private async writeStep(w: StepWrite): Promise<CheckpointOutcome> {
+    const res = await this.query(this.sql.recordStep, [...stepParams(w.workflowId, w.step), w.owner]);
+    return res.rowCount === 1 ? { kind: 'recorded' } : this.explainMiss(w.workflowId, w.step.stepId, w.owner);
   }
 
   /** One statement for a batch of checkpoints; a lone one takes the single-row statement. */
   private async writeSteps(writes: StepWrite[]): Promise<CheckpointOutcome[]> {
-    if (writes.length === 1) return [await this.writeStep(writes[0]!.workflowId, writes[0]!.step)];
-    const res = await this.query(this.sql.recordSteps, columnsOf(writes.map((w) => stepParams(w.workflowId, w.step)), 9));
+    if (writes.length === 1) return [await this.writeStep(writes[0]!)];
+    const res = await this.query(this.sql.recordSteps, columnsOf(writes.map((w) => [...stepParams(w.workflowId, w.step), w.owner]), 10));
     const recorded = new Set(res.rows.map((r) => `${(r as { step_id: number }).step_id}:${(r as { workflow_id: string }).workflow_id}`));
     return Promise.all(
       writes.map(async (w): Promise<CheckpointOutcome> =>
-        recorded.has(`${w.step.stepId}:${w.workflowId}`) ? { kind: 'recorded' } : this.explainMiss(w.workflowId, w.step.stepId),
+        recorded.has(`${w.step.stepId}:${w.workflowId}`) ? { kind: 'recorded' } : this.explainMiss(w.workflowId, w.step.stepId, w.owner),
       ),
     );
   }
 
-  /** Off the happy path: why a checkpoint was not written (another execution holds it, or the workflow is not PENDING). */
-  private async explainMiss(workflowId: string, stepId: number): Promise<CheckpointMiss> {
+  /**
+   * Off the happy path: why a checkpoint was not written. The workflow was adopted by another
+   * executor (this execution is fenced off), another execution holds the counter, or the workflow
+   * is not PENDING.
+   */
+  private async explainMiss(workflowId: string, stepId: number, owner: string): Promise<CheckpointMiss> {
+    const status = (await this.query(this.sql.getStatus, [workflowId])).rows[0] as { status: WorkflowRow['status']; executor_id: string | null } | undefined;
+    if (status?.status === 'PENDING' && status.executor_id !== owner) return { kind: 'superseded', owner: status.executor_id };
     const existing = await this.query(this.sql.getStep, [workflowId, stepId]);
     if (existing.rows[0]) return { kind: 'conflict', existing: toStepRow(existing.rows[0] as Record<string, unknown>) };
-    const status = await this.query(this.sql.getStatus, [workflowId]);
-    return { kind: 'not-pending', status: (status.rows[0] as { status?: WorkflowRow['status'] } | undefined)?.status };
+    return { kind: 'not-pending', status: status?.status };
   }
 
   async listSteps(workflowId: string): Promise<StepRow[]> {
@@ -460,6 +474,38 @@ export class PostgresProvider implements Provider {
       parked: rows.filter((r) => r.status !== 'PENDING'),
       unknown: unknown.rows.map((r) => toWorkflowRow(r as Record<string, unknown>)),
     };
+  }
+
+  async registerExecutor(e: Omit<ExecutorRow, 'heartbeatAt' | 'stoppedAt'>): Promise<void> {
+    await this.query(this.sql.registerExecutor, [e.id, e.hostname, e.hostKey, e.pid, e.appVersion, e.leaseMs, e.startedAt]);
+  }
+
+  async heartbeat(executorId: string, hostKey: string, appVersion: string | null): Promise<HeartbeatResult> {
+    const res = await this.query(this.sql.heartbeat, [executorId, hostKey, appVersion]);
+    return toHeartbeatResult(res.rows[0] as Record<string, unknown>);
+  }
+
+  async stopExecutors(ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.query(this.sql.stopExecutors, [ids]);
+  }
+
+  async listExecutors(): Promise<{ now: number; executors: Array<ExecutorRow & { pending: number }> }> {
+    const res = await this.query(this.sql.listExecutors, []);
+    const rows = res.rows as Array<Record<string, unknown>>;
+    return {
+      now: rows[0] ? Number(rows[0].now) : Date.now(),
+      executors: rows.map((r) => ({ ...toExecutorRow(r), pending: Number(r.pending) })),
+    };
+  }
+
+  async adoptWorkflows(r: AdoptRequest): Promise<AdoptResult> {
+    return this.transaction(async (q) => {
+      const now = Date.now();
+      const requeued = (await q(this.sql.requeueOrphans, [r.from, r.maxAttempts, now])).rowCount ?? 0;
+      const res = await q(this.sql.adoptOrphans, [r.executorId, r.from, r.appVersion, r.names, Math.max(1, r.live), r.maxAttempts, now]);
+      const rows = res.rows.map((row) => toWorkflowRow(row as Record<string, unknown>));
+      return { claimed: rows.filter((w) => w.status === 'PENDING'), parked: rows.filter((w) => w.status !== 'PENDING'), requeued };
+    });
   }
 }
 

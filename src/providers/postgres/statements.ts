@@ -19,6 +19,9 @@ function notifyEnds(channel: string): string {
        SELECT id FROM done WHERE (SELECT count(*) FROM sent) >= 0`;
 }
 
+/** Now on the database's clock, in epoch ms: executors on several machines agree on who is late. */
+const NOW_MS = `(extract(epoch FROM clock_timestamp()) * 1000)::bigint`;
+
 /**
  * Every statement the Postgres provider sends, named so node-postgres prepares each once per
  * connection. `s` is the quoted schema.
@@ -34,11 +37,12 @@ export function postgresStatements(schema: string) {
     if (full.length > 63) throw new Error(`statement name '${full}' is longer than Postgres's 63-byte limit`);
     return { name: full, text };
   };
-  // The checkpoint insert, parameters $1-$9 as in recordStep, as a CTE other writes can hang off.
-  const stepCte = `step AS (
+  // The checkpoint insert, parameters $1-$9 as in recordStep and the owner at `owner`, as a CTE
+  // other writes can hang off.
+  const stepCte = (owner: string, extra = '') => `step AS (
       INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
       SELECT $1, $2::integer, $3, $4, $5, $6, $9::integer, $7::bigint, $8::bigint
-      WHERE EXISTS (SELECT 1 FROM ${s}.workflows WHERE id = $1 AND status = 'PENDING')__EXTRA__
+      WHERE EXISTS (SELECT 1 FROM ${s}.workflows WHERE id = $1 AND status = 'PENDING' AND executor_id = ${owner})${extra}
       ON CONFLICT (workflow_id, step_id) DO NOTHING
       RETURNING step_id)`;
   return {
@@ -149,7 +153,7 @@ export function postgresStatements(schema: string) {
     completeWorkflow: named(
       'complete_workflow',
       `UPDATE ${s}.workflows SET status = $2, output = $3, error = $4, completed_at = $5, updated_at = $5
-       WHERE id = $1 AND status = 'PENDING'
+       WHERE id = $1 AND status = 'PENDING' AND executor_id = $7
        RETURNING pg_notify($6, CASE WHEN queue IS NULL THEN json_build_array('w:' || id) ELSE json_build_array('w:' || id, 'q:' || queue) END::text)`,
     ),
     // Group commit of workflow ends: each row still only ends a workflow that is PENDING.
@@ -157,8 +161,8 @@ export function postgresStatements(schema: string) {
       'complete_workflows',
       `WITH done AS (
          UPDATE ${s}.workflows w SET status = i.status, output = i.output, error = i.error, completed_at = i.completed_at, updated_at = i.completed_at
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS i(id, status, output, error, completed_at)
-         WHERE w.id = i.id AND w.status = 'PENDING'
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $7::text[]) AS i(id, status, output, error, completed_at, owner)
+         WHERE w.id = i.id AND w.status = 'PENDING' AND w.executor_id = i.owner
          RETURNING w.id, w.queue
        )${notifyEnds('$6')}`,
     ),
@@ -168,7 +172,7 @@ export function postgresStatements(schema: string) {
       'record_step',
       `INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
        SELECT $1, $2::integer, $3, $4, $5, $6, $9::integer, $7::bigint, $8::bigint
-       WHERE EXISTS (SELECT 1 FROM ${s}.workflows WHERE id = $1 AND status = 'PENDING')
+       WHERE EXISTS (SELECT 1 FROM ${s}.workflows WHERE id = $1 AND status = 'PENDING' AND executor_id = $10)
        ON CONFLICT (workflow_id, step_id) DO NOTHING`,
     ),
     cancelWorkflow: named(
@@ -185,18 +189,18 @@ export function postgresStatements(schema: string) {
     recordSend: named(
       'record_send',
       `WITH dest AS (SELECT 1 FROM ${s}.workflows WHERE id = $10),
-       ${stepCte.replace('__EXTRA__', ' AND EXISTS (SELECT 1 FROM dest)')},
+       ${stepCte('$13', ' AND EXISTS (SELECT 1 FROM dest)')},
        msg AS (INSERT INTO ${s}.messages (destination_id, topic, body, created_at) SELECT $10, $11, $12, $8::bigint FROM step RETURNING 1)
        SELECT (SELECT count(*) FROM dest)::int AS dest, (SELECT count(*) FROM msg)::int AS done`,
     ),
     recordSetEvent: named(
       'record_set_event',
-      `WITH ${stepCte.replace('__EXTRA__', '')}
+      `WITH ${stepCte('$12')}
        INSERT INTO ${s}.events (workflow_id, key, step_id, value, updated_at) SELECT $1, $10, step_id, $11, $8::bigint FROM step`,
     ),
     recordStream: named(
       'record_stream',
-      `WITH ${stepCte.replace('__EXTRA__', '')}
+      `WITH ${stepCte('$13')}
        INSERT INTO ${s}.streams (workflow_id, key, offset_id, value, closed, created_at)
        SELECT $1, $10, step_id, $11, $12::boolean, $8::bigint FROM step`,
     ),
@@ -212,7 +216,7 @@ export function postgresStatements(schema: string) {
        step AS (
          INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
          SELECT $1, $2::integer, $3, m.body, NULL, NULL, 1, $4::bigint, $5::bigint FROM m
-         WHERE EXISTS (SELECT 1 FROM ${s}.workflows WHERE id = $1 AND status = 'PENDING')
+         WHERE EXISTS (SELECT 1 FROM ${s}.workflows WHERE id = $1 AND status = 'PENDING' AND executor_id = $7)
          ON CONFLICT (workflow_id, step_id) DO NOTHING
          RETURNING output
        ),
@@ -300,14 +304,15 @@ export function postgresStatements(schema: string) {
       'record_steps',
       `INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
        SELECT i.workflow_id, i.step_id, i.name, i.output, i.error, i.child_id, i.attempts, i.started_at, i.completed_at
-       FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::integer[])
-         AS i(workflow_id, step_id, name, output, error, child_id, started_at, completed_at, attempts)
-       WHERE EXISTS (SELECT 1 FROM ${s}.workflows w WHERE w.id = i.workflow_id AND w.status = 'PENDING')
+       FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::integer[],
+         $10::text[])
+         AS i(workflow_id, step_id, name, output, error, child_id, started_at, completed_at, attempts, owner)
+       WHERE EXISTS (SELECT 1 FROM ${s}.workflows w WHERE w.id = i.workflow_id AND w.status = 'PENDING' AND w.executor_id = i.owner)
        ON CONFLICT (workflow_id, step_id) DO NOTHING
        RETURNING workflow_id, step_id`,
     ),
     getStep: named('get_step', `SELECT ${STEP_COLUMNS} FROM ${s}.steps WHERE workflow_id = $1 AND step_id = $2`),
-    getStatus: named('get_status', `SELECT status FROM ${s}.workflows WHERE id = $1`),
+    getStatus: named('get_status', `SELECT status, executor_id FROM ${s}.workflows WHERE id = $1`),
     listSteps: named('list_steps', `SELECT ${STEP_COLUMNS} FROM ${s}.steps WHERE workflow_id = $1 ORDER BY step_id`),
     listStepsOf: named(
       'list_steps_of',
@@ -328,6 +333,76 @@ export function postgresStatements(schema: string) {
       'unknown_pending',
       `SELECT ${WORKFLOW_COLUMNS} FROM ${s}.workflows
        WHERE status = 'PENDING' AND executor_id = $1 AND app_version = $2 AND NOT (name = ANY($3::text[]))`,
+    ),
+    registerExecutor: named(
+      'register_executor',
+      `INSERT INTO ${s}.executors (id, hostname, host_key, pid, app_version, lease_ms, started_at, heartbeat_at, stopped_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, ${NOW_MS}, NULL)
+       ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, host_key = excluded.host_key, pid = excluded.pid,
+         app_version = excluded.app_version, lease_ms = excluded.lease_ms, started_at = excluded.started_at,
+         heartbeat_at = excluded.heartbeat_at, stopped_at = NULL`,
+    ),
+    // The heartbeat: renews this executor's lease, forgets executors dead for a day with nothing
+    // left to adopt, and reports the live count, the dead executors that still own PENDING
+    // workflows, and this host's other running executors (whose pids can be checked).
+    heartbeat: named(
+      'heartbeat',
+      `WITH me AS (
+         UPDATE ${s}.executors SET heartbeat_at = ${NOW_MS}, stopped_at = NULL, app_version = coalesce($3, app_version)
+         WHERE id = $1 RETURNING id
+       ), gone AS (
+         DELETE FROM ${s}.executors e
+         WHERE e.id <> $1 AND coalesce(e.stopped_at, e.heartbeat_at + e.lease_ms) < ${NOW_MS} - 86400000
+           AND NOT EXISTS (SELECT 1 FROM ${s}.workflows w WHERE w.status = 'PENDING' AND w.executor_id = e.id)
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM me)::int AS registered,
+         (SELECT count(*) FROM ${s}.executors WHERE id <> $1 AND stopped_at IS NULL AND heartbeat_at + lease_ms >= ${NOW_MS})::int + 1 AS live,
+         (SELECT coalesce(json_agg(e.id), '[]') FROM ${s}.executors e
+          WHERE e.id <> $1 AND (e.stopped_at IS NOT NULL OR e.heartbeat_at + e.lease_ms < ${NOW_MS})
+            AND EXISTS (SELECT 1 FROM ${s}.workflows w WHERE w.status = 'PENDING' AND w.executor_id = e.id)) AS dead,
+         (SELECT coalesce(json_agg(json_build_array(e.id, e.pid, e.started_at)), '[]') FROM ${s}.executors e
+          WHERE e.id <> $1 AND e.host_key = $2 AND e.stopped_at IS NULL) AS neighbours,
+         (SELECT count(*) FROM gone)::int AS forgotten`,
+    ),
+    stopExecutors: named(
+      'stop_executors',
+      `UPDATE ${s}.executors SET stopped_at = ${NOW_MS} WHERE id = ANY($1::text[]) AND stopped_at IS NULL`,
+    ),
+    listExecutors: named(
+      'list_executors',
+      `SELECT e.id, e.hostname, e.host_key, e.pid, e.app_version, e.lease_ms, e.started_at, e.heartbeat_at, e.stopped_at,
+         (SELECT count(*) FROM ${s}.workflows w WHERE w.status = 'PENDING' AND w.executor_id = e.id)::int AS pending,
+         ${NOW_MS} AS now
+       FROM ${s}.executors e ORDER BY e.started_at, e.id`,
+    ),
+    // A dead executor's queued workflows go back to their queue, keeping their place and their
+    // checkpoints; the claim that takes them again counts them against the queue's limits.
+    requeueOrphans: named(
+      'requeue_orphans',
+      `UPDATE ${s}.workflows
+       SET status = CASE WHEN recovery_attempts + 1 > $2 THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE 'ENQUEUED' END,
+           completed_at = CASE WHEN recovery_attempts + 1 > $2 THEN $3::bigint END,
+           executor_id = NULL, recovery_attempts = recovery_attempts + 1, updated_at = $3
+       WHERE status = 'PENDING' AND queue IS NOT NULL AND executor_id = ANY($1::text[])`,
+    ),
+    // A share of a dead executor's other workflows: about 1/$5 of those this executor can run, so
+    // the live executors split the work between them.
+    adoptOrphans: named(
+      'adopt_orphans',
+      `UPDATE ${s}.workflows
+       SET executor_id = $1, recovery_attempts = recovery_attempts + 1,
+           status = CASE WHEN recovery_attempts + 1 > $6 THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE status END,
+           completed_at = CASE WHEN recovery_attempts + 1 > $6 THEN $7 ELSE completed_at END,
+           updated_at = $7
+       WHERE status = 'PENDING' AND id IN (
+         SELECT id FROM ${s}.workflows
+         WHERE status = 'PENDING' AND queue IS NULL AND executor_id = ANY($2::text[]) AND app_version = $3 AND name = ANY($4::text[])
+         ORDER BY created_at, id
+         LIMIT (SELECT ceil(count(*)::numeric / $5::integer) FROM ${s}.workflows
+                WHERE status = 'PENDING' AND queue IS NULL AND executor_id = ANY($2::text[]) AND app_version = $3 AND name = ANY($4::text[]))
+         FOR UPDATE SKIP LOCKED)
+       RETURNING ${WORKFLOW_COLUMNS}`,
     ),
     workflowsTable: `${s}.workflows`,
   };

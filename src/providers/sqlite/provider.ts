@@ -1,7 +1,11 @@
 import Database from 'better-sqlite3';
 import { InvalidArgumentError } from '../../engine/errors.js';
 import type {
+  AdoptRequest,
+  AdoptResult,
   CancelResult,
+  ExecutorRow,
+  HeartbeatResult,
   ScheduleRow,
   ClaimRequest,
   ClaimResult,
@@ -22,7 +26,7 @@ import type {
   StreamEntry,
   WorkflowRow,
 } from '../provider.js';
-import { claimedInOrder, claimLimits, listWorkflowsQuery, nextQueueTime, stepsByWorkflow, toQueueDefinition, toScheduleRow, toStepRow, toWorkflowRow } from '../rows.js';
+import { claimedInOrder, claimLimits, listWorkflowsQuery, nextQueueTime, stepsByWorkflow, toExecutorRow, toHeartbeatResult, toQueueDefinition, toScheduleRow, toStepRow, toWorkflowRow } from '../rows.js';
 import { Batcher } from '../batcher.js';
 import { isTransientSqliteError, sqliteConnectionError } from '../faults.js';
 import { loadMigrations } from '../migrations.js';
@@ -58,7 +62,8 @@ export interface SqliteProviderOptions {
 const SYNCHRONOUS: readonly SqliteSynchronous[] = ['OFF', 'NORMAL', 'FULL', 'EXTRA'];
 
 type Raw = Record<string, unknown>;
-type EndWrite = { id: string; status: 'SUCCESS' | 'ERROR'; output: string | null; error: string | null; completedAt: number };
+type EndWrite = { id: string; status: 'SUCCESS' | 'ERROR'; output: string | null; error: string | null; completedAt: number; owner: string };
+type StepWrite = { workflowId: string; step: StepRow; owner: string };
 
 /**
  * Cairn on an SQLite file through better-sqlite3, in WAL mode. Statements run synchronously, so
@@ -75,7 +80,7 @@ export class SqliteProvider implements Provider {
   private readonly observe: StatementObserver | undefined;
   private readonly prepared = new Map<string, Database.Statement>();
   private readonly bus: SqliteBus;
-  private readonly steps: Batcher<{ workflowId: string; step: StepRow }, CheckpointOutcome> | undefined;
+  private readonly steps: Batcher<StepWrite, CheckpointOutcome> | undefined;
   private readonly ends: Batcher<EndWrite, WorkflowRow | undefined | null> | undefined;
   private readonly resets: Batcher<string, void> | undefined;
   /** The last `PRAGMA data_version` seen by committedElsewhere(). */
@@ -151,7 +156,9 @@ export class SqliteProvider implements Provider {
 
   /** Ends one PENDING workflow; its queue (or null) when it did, undefined when it was not PENDING. */
   private endRow(e: EndWrite): string | null | undefined {
-    const ended = this.stmt(sqliteStatements.completeWorkflow).get(e.status, e.output, e.error, e.completedAt, e.completedAt, e.id) as { queue: string | null } | undefined;
+    const ended = this.stmt(sqliteStatements.completeWorkflow).get(e.status, e.output, e.error, e.completedAt, e.completedAt, e.id, e.owner) as
+      | { queue: string | null }
+      | undefined;
     return ended === undefined ? undefined : ended.queue;
   }
 
@@ -161,9 +168,9 @@ export class SqliteProvider implements Provider {
   }
 
   /** One IMMEDIATE transaction (one fsync) for all the checkpoints of a batch. */
-  private async writeSteps(writes: Array<{ workflowId: string; step: StepRow }>): Promise<CheckpointOutcome[]> {
-    const inserted = this.together(writes, (w) => this.insertStep(w.workflowId, w.step));
-    return writes.map((w, i) => (inserted[i] === 1 ? { kind: 'recorded' } : this.explainMiss(w.workflowId, w.step.stepId)));
+  private async writeSteps(writes: StepWrite[]): Promise<CheckpointOutcome[]> {
+    const inserted = this.together(writes, (w) => this.insertStep(w.workflowId, w.step, w.owner));
+    return writes.map((w, i) => (inserted[i] === 1 ? { kind: 'recorded' } : this.explainMiss(w.workflowId, w.step.stepId, w.owner)));
   }
 
   async subscribe(listener: ChangeListener): Promise<() => Promise<void>> {
@@ -307,8 +314,9 @@ export class SqliteProvider implements Provider {
     output: string | null,
     error: string | null,
     completedAt: number,
+    owner: string,
   ): Promise<WorkflowRow | undefined | null> {
-    const end = { id, status, output, error, completedAt };
+    const end = { id, status, output, error, completedAt, owner };
     if (this.ends) return this.ends.submit(end, id);
     return (await this.writeEnds([end]))[0];
   }
@@ -320,10 +328,10 @@ export class SqliteProvider implements Provider {
     return { row: await this.getWorkflow(id), cancelled };
   }
 
-  async recordStepWithEffect(workflowId: string, step: StepRow, effect: StepEffect): Promise<CheckpointOutcome | { kind: 'no-destination' }> {
+  async recordStepWithEffect(workflowId: string, step: StepRow, effect: StepEffect, owner: string): Promise<CheckpointOutcome | { kind: 'no-destination' }> {
     const write = this.db.transaction((): 'recorded' | 'missed' | 'no-destination' => {
       if (effect.kind === 'send' && !this.stmt(sqliteStatements.workflowExists).get(effect.destinationId)) return 'no-destination';
-      if (this.insertStep(workflowId, step) !== 1) return 'missed';
+      if (this.insertStep(workflowId, step, owner) !== 1) return 'missed';
       if (effect.kind === 'send') {
         this.stmt(sqliteStatements.insertMessage).run(effect.destinationId, effect.topic, effect.body, null, step.completedAt);
       } else if (effect.kind === 'set-event') {
@@ -335,7 +343,7 @@ export class SqliteProvider implements Provider {
     });
     const result = write.immediate();
     if (result === 'no-destination') return { kind: 'no-destination' };
-    if (result === 'missed') return this.explainMiss(workflowId, step.stepId);
+    if (result === 'missed') return this.explainMiss(workflowId, step.stepId, owner);
     this.bus.emit(
       effect.kind === 'send' ? `m:${effect.destinationId}` : effect.kind === 'set-event' ? `e:${workflowId}:${effect.key}` : `s:${workflowId}:${effect.key}`,
     );
@@ -346,18 +354,19 @@ export class SqliteProvider implements Provider {
     workflowId: string,
     step: Pick<StepRow, 'stepId' | 'name' | 'startedAt' | 'completedAt'>,
     topic: string,
+    owner: string,
   ): Promise<CheckpointMiss | { kind: 'received'; body: string } | { kind: 'empty' }> {
     const take = this.db.transaction((): { body: string } | 'empty' | 'missed' => {
       const message = this.stmt(sqliteStatements.oldestMessage).get(workflowId, topic) as { seq: number; body: string } | undefined;
       if (!message) return 'empty';
       const row: StepRow = { ...step, output: message.body, error: null, childId: null, attempts: 1 };
-      if (this.insertStep(workflowId, row) !== 1) return 'missed';
+      if (this.insertStep(workflowId, row, owner) !== 1) return 'missed';
       this.stmt(sqliteStatements.consumeMessage).run(step.completedAt, message.seq);
       return { body: message.body };
     });
     const result = take.immediate();
     if (result === 'empty') return { kind: 'empty' };
-    if (result === 'missed') return this.explainMiss(workflowId, step.stepId);
+    if (result === 'missed') return this.explainMiss(workflowId, step.stepId, owner);
     return { kind: 'received', body: result.body };
   }
 
@@ -444,9 +453,9 @@ export class SqliteProvider implements Provider {
     this.stmt(sqliteStatements.resetRecoveryAttempts).run(id);
   }
 
-  async recordStep(workflowId: string, step: StepRow): Promise<CheckpointOutcome> {
-    if (this.steps) return this.steps.submit({ workflowId, step }, workflowId);
-    return this.insertStep(workflowId, step) === 1 ? { kind: 'recorded' } : this.explainMiss(workflowId, step.stepId);
+  async recordStep(workflowId: string, step: StepRow, owner: string): Promise<CheckpointOutcome> {
+    if (this.steps) return this.steps.submit({ workflowId, step, owner }, workflowId);
+    return this.insertStep(workflowId, step, owner) === 1 ? { kind: 'recorded' } : this.explainMiss(workflowId, step.stepId, owner);
   }
 
   async recordCancelledStep(workflowId: string, step: StepRow): Promise<boolean> {
@@ -457,17 +466,22 @@ export class SqliteProvider implements Provider {
     );
   }
 
-  private insertStep(workflowId: string, step: StepRow): number {
+  private insertStep(workflowId: string, step: StepRow, owner: string): number {
     return this.stmt(sqliteStatements.recordStep).run(
-      workflowId, step.stepId, step.name, step.output, step.error, step.childId, step.attempts, step.startedAt, step.completedAt, workflowId,
+      workflowId, step.stepId, step.name, step.output, step.error, step.childId, step.attempts, step.startedAt, step.completedAt, workflowId, owner,
     ).changes;
   }
 
-  /** Off the happy path: why a checkpoint was not written (another execution holds it, or the workflow is not PENDING). */
-  private explainMiss(workflowId: string, stepId: number): CheckpointMiss {
+  /**
+   * Off the happy path: why a checkpoint was not written. The workflow was adopted by another
+   * executor (this execution is fenced off), another execution holds the counter, or the workflow
+   * is not PENDING.
+   */
+  private explainMiss(workflowId: string, stepId: number, owner: string): CheckpointMiss {
+    const status = this.stmt(sqliteStatements.getStatus).get(workflowId) as { status: WorkflowRow['status']; executor_id: string | null } | undefined;
+    if (status?.status === 'PENDING' && status.executor_id !== owner) return { kind: 'superseded', owner: status.executor_id };
     const existing = this.stmt(sqliteStatements.getStep).get(workflowId, stepId) as Raw | undefined;
     if (existing) return { kind: 'conflict', existing: toStepRow(existing) };
-    const status = this.stmt(sqliteStatements.getStatus).get(workflowId) as { status: WorkflowRow['status'] } | undefined;
     return { kind: 'not-pending', status: status?.status };
   }
 
@@ -499,6 +513,48 @@ export class SqliteProvider implements Provider {
       parked: rows.filter((r) => r.status !== 'PENDING'),
       unknown,
     };
+  }
+
+  async registerExecutor(e: Omit<ExecutorRow, 'heartbeatAt' | 'stoppedAt'>): Promise<void> {
+    const now = Date.now();
+    await this.retryBusy(() => this.stmt(sqliteStatements.registerExecutor).run({ ...e, now }));
+  }
+
+  async heartbeat(executorId: string, hostKey: string, appVersion: string | null): Promise<HeartbeatResult> {
+    const beat = this.db.transaction((now: number): Raw => {
+      const registered = this.stmt(sqliteStatements.renewLease).run({ id: executorId, now, appVersion }).changes;
+      this.stmt(sqliteStatements.forgetExecutors).run({ id: executorId, now });
+      return { ...(this.stmt(sqliteStatements.fleet).get({ id: executorId, hostKey, now }) as Raw), registered };
+    });
+    return toHeartbeatResult(await this.retryBusy(() => beat.immediate(Date.now())));
+  }
+
+  async stopExecutors(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.retryBusy(() => this.stmt(sqliteStatements.stopExecutors).run({ ids: JSON.stringify(ids), now: Date.now() }));
+  }
+
+  async listExecutors(): Promise<{ now: number; executors: Array<ExecutorRow & { pending: number }> }> {
+    const rows = this.stmt(sqliteStatements.listExecutors).all() as Raw[];
+    return { now: Date.now(), executors: rows.map((r) => ({ ...toExecutorRow(r), pending: Number(r.pending) })) };
+  }
+
+  async adoptWorkflows(r: AdoptRequest): Promise<AdoptResult> {
+    const adopt = this.db.transaction((now: number) => {
+      const from = JSON.stringify(r.from);
+      const requeued = this.stmt(sqliteStatements.requeueOrphans).all({ from, maxAttempts: r.maxAttempts, now }) as Array<{ id: string; queue: string; status: string }>;
+      const rows = (
+        this.stmt(sqliteStatements.adoptOrphans).all({
+          id: r.executorId, from, appVersion: r.appVersion, names: JSON.stringify(r.names), live: Math.max(1, r.live), maxAttempts: r.maxAttempts, now,
+        }) as Raw[]
+      ).map(toWorkflowRow);
+      return { rows, requeued };
+    });
+    const { rows, requeued } = await this.retryBusy(() => adopt.immediate(Date.now()));
+    for (const q of new Set(requeued.map((w) => w.queue))) this.bus.emit(`q:${q}`);
+    for (const w of requeued) if (w.status !== 'ENQUEUED') this.bus.emit(`w:${w.id}`);
+    for (const w of rows) if (w.status !== 'PENDING') this.bus.emit(`w:${w.id}`);
+    return { claimed: rows.filter((w) => w.status === 'PENDING'), parked: rows.filter((w) => w.status !== 'PENDING'), requeued: requeued.length };
   }
 }
 

@@ -61,13 +61,13 @@ export const sqliteStatements = {
     RETURNING id`,
   getWorkflow: `SELECT ${WORKFLOW_COLUMNS} FROM cairn_workflows WHERE id = ?`,
   completeWorkflow: `UPDATE cairn_workflows SET status = ?, output = ?, error = ?, completed_at = ?, updated_at = ?
-    WHERE id = ? AND status = 'PENDING'
+    WHERE id = ? AND status = 'PENDING' AND executor_id = ?
     RETURNING queue`,
   // The checkpoint: one statement that also checks the workflow is still PENDING (cancellation)
   // and that no other execution holds this counter (conflict).
   recordStep: `INSERT INTO cairn_steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
-    WHERE EXISTS (SELECT 1 FROM cairn_workflows WHERE id = ? AND status = 'PENDING')
+    WHERE EXISTS (SELECT 1 FROM cairn_workflows WHERE id = ? AND status = 'PENDING' AND executor_id = ?)
     ON CONFLICT (workflow_id, step_id) DO NOTHING`,
   cancelWorkflow: `UPDATE cairn_workflows
     SET status = 'CANCELLED', error = CASE WHEN id = @id THEN @error ELSE NULL END, completed_at = @now, updated_at = @now
@@ -117,7 +117,7 @@ export const sqliteStatements = {
     ON CONFLICT (workflow_id, step_id) DO NOTHING`,
   resetRecoveryAttempts: `UPDATE cairn_workflows SET recovery_attempts = 0 WHERE id = ?`,
   getStep: `SELECT ${STEP_COLUMNS} FROM cairn_steps WHERE workflow_id = ? AND step_id = ?`,
-  getStatus: `SELECT status FROM cairn_workflows WHERE id = ?`,
+  getStatus: `SELECT status, executor_id FROM cairn_workflows WHERE id = ?`,
   listSteps: `SELECT ${STEP_COLUMNS} FROM cairn_steps WHERE workflow_id = ? ORDER BY step_id`,
   listStepsOf: `SELECT workflow_id, ${STEP_COLUMNS} FROM cairn_steps WHERE workflow_id IN (SELECT value FROM json_each(?))
     ORDER BY workflow_id, step_id`,
@@ -131,5 +131,48 @@ export const sqliteStatements = {
     RETURNING ${WORKFLOW_COLUMNS}`,
   unknownPending: `SELECT ${WORKFLOW_COLUMNS} FROM cairn_workflows
     WHERE status = 'PENDING' AND executor_id = ? AND app_version = ? AND name NOT IN (SELECT value FROM json_each(?))`,
+  registerExecutor: `INSERT INTO cairn_executors (id, hostname, host_key, pid, app_version, lease_ms, started_at, heartbeat_at, stopped_at)
+    VALUES (@id, @hostname, @hostKey, @pid, @appVersion, @leaseMs, @startedAt, @now, NULL)
+    ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, host_key = excluded.host_key, pid = excluded.pid,
+      app_version = excluded.app_version, lease_ms = excluded.lease_ms, started_at = excluded.started_at,
+      heartbeat_at = excluded.heartbeat_at, stopped_at = NULL`,
+  renewLease: `UPDATE cairn_executors SET heartbeat_at = @now, stopped_at = NULL, app_version = coalesce(@appVersion, app_version) WHERE id = @id`,
+  // Executors dead for a day with nothing left to adopt are forgotten.
+  forgetExecutors: `DELETE FROM cairn_executors
+    WHERE id <> @id AND coalesce(stopped_at, heartbeat_at + lease_ms) < @now - 86400000
+      AND NOT EXISTS (SELECT 1 FROM cairn_workflows w WHERE w.status = 'PENDING' AND w.executor_id = cairn_executors.id)`,
+  fleet: `SELECT
+      (SELECT count(*) FROM cairn_executors WHERE id <> @id AND stopped_at IS NULL AND heartbeat_at + lease_ms >= @now) + 1 AS live,
+      (SELECT json_group_array(e.id) FROM cairn_executors e
+       WHERE e.id <> @id AND (e.stopped_at IS NOT NULL OR e.heartbeat_at + e.lease_ms < @now)
+         AND EXISTS (SELECT 1 FROM cairn_workflows w WHERE w.status = 'PENDING' AND w.executor_id = e.id)) AS dead,
+      (SELECT json_group_array(json_array(e.id, e.pid, e.started_at)) FROM cairn_executors e
+       WHERE e.id <> @id AND e.host_key = @hostKey AND e.stopped_at IS NULL) AS neighbours`,
+  stopExecutors: `UPDATE cairn_executors SET stopped_at = @now WHERE id IN (SELECT value FROM json_each(@ids)) AND stopped_at IS NULL`,
+  listExecutors: `SELECT e.id, e.hostname, e.host_key, e.pid, e.app_version, e.lease_ms, e.started_at, e.heartbeat_at, e.stopped_at,
+      (SELECT count(*) FROM cairn_workflows w WHERE w.status = 'PENDING' AND w.executor_id = e.id) AS pending
+    FROM cairn_executors e ORDER BY e.started_at, e.id`,
+  // A dead executor's queued workflows go back to their queue, keeping their place and checkpoints.
+  requeueOrphans: `UPDATE cairn_workflows
+    SET status = CASE WHEN recovery_attempts + 1 > @maxAttempts THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE 'ENQUEUED' END,
+        completed_at = CASE WHEN recovery_attempts + 1 > @maxAttempts THEN @now END,
+        executor_id = NULL, recovery_attempts = recovery_attempts + 1, updated_at = @now
+    WHERE status = 'PENDING' AND queue IS NOT NULL AND executor_id IN (SELECT value FROM json_each(@from))
+    RETURNING id, queue, status`,
+  // A share (about 1/@live) of a dead executor's other workflows that this executor can run.
+  adoptOrphans: `UPDATE cairn_workflows
+    SET executor_id = @id, recovery_attempts = recovery_attempts + 1,
+        status = CASE WHEN recovery_attempts + 1 > @maxAttempts THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE status END,
+        completed_at = CASE WHEN recovery_attempts + 1 > @maxAttempts THEN @now ELSE completed_at END,
+        updated_at = @now
+    WHERE id IN (
+      SELECT id FROM cairn_workflows
+      WHERE status = 'PENDING' AND queue IS NULL AND executor_id IN (SELECT value FROM json_each(@from))
+        AND app_version = @appVersion AND name IN (SELECT value FROM json_each(@names))
+      ORDER BY created_at, id
+      LIMIT (SELECT (count(*) + @live - 1) / @live FROM cairn_workflows
+             WHERE status = 'PENDING' AND queue IS NULL AND executor_id IN (SELECT value FROM json_each(@from))
+               AND app_version = @appVersion AND name IN (SELECT value FROM json_each(@names))))
+    RETURNING ${WORKFLOW_COLUMNS}`,
   workflowsTable: 'cairn_workflows',
 } as const;
