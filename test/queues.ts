@@ -727,10 +727,11 @@ export function defineQueueSuite(target: Target): void {
       assert.equal(effectsAtKill.get(parkedCheckpointed)?.length, 1);
       assert.ok(stranded.length <= CRASH.options.workerConcurrency, `${stranded.length} workflows in flight in the victim`);
 
-      // A replacement with the victim's executor id recovers them.
+      // A replacement with the victim's executor id recovers them, unless a live worker's heartbeat
+      // found the victim's process gone first and put them back on their queue.
       const replacement = startWorker(store, 'c2', cfg);
       const ready = await replacement.next('ready');
-      assert.deepEqual([...ready.recovered!].sort(), [...strandedIds].sort(), 'recover() resumes exactly the stranded workflows');
+      for (const id of ready.recovered!) assert.ok(strandedIds.has(id), `recover() resumed ${id}, which the kill did not strand`);
       await enqueuing;
       await drained(producer, ['crash'], 150_000);
       const done = Date.now();

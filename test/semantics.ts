@@ -285,7 +285,10 @@ export function defineSemanticsSuite(target: Target): void {
       });
       await engine.launch();
       const h = await parent.start(undefined, { id: 'qp' });
-      await eventually('the second child runs', async () => (await engine.listWorkflows({ queue: 'children', status: 'PENDING' })).some((w) => w.id === 'qp-3'));
+      await eventually('the second child runs and the third is enqueued', async () => {
+        const children = await engine.listWorkflows({ queue: 'children' });
+        return children.some((w) => w.id === 'qp-3' && w.status === 'PENDING') && children.some((w) => w.id === 'qp-4');
+      });
       const children = await engine.listWorkflows({ queue: 'children' });
       assert.deepEqual(
         children.map((c) => [c.id, c.parentId, c.queue]),

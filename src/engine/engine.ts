@@ -445,9 +445,10 @@ export class Engine extends Client {
       this.logger.error({ err, workflowId: row.id }, err.message);
       handles.push(new Handle(this, row.id, err));
     }
-    handles.push(...(await this.resumeAll(claim.claimed)));
-    // Then the work of dead executors, now: on this host a crashed predecessor is found at once.
+    // And the work of dead executors, now: on this host a crashed predecessor is found at once.
+    // Both claims come before anything runs, so recover() resolves as its executions begin.
     const adopted = await this.fleet.renew();
+    handles.push(...(await this.resumeAll(claim.claimed)));
     if (adopted) handles.push(...(await this.runAdopted(adopted)));
     return handles;
   }
