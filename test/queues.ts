@@ -883,23 +883,34 @@ export function defineQueueSuite(target: Target): void {
         // longer than the period; the claim waits, then runs.
         const blocker = new pg.Client({ connectionString: store.database });
         await blocker.connect();
+        let released: number;
         try {
           await blocker.query('BEGIN');
           await blocker.query(`LOCK TABLE "${store.schema!}".workflows IN EXCLUSIVE MODE`);
           await engine.launch();
           await sleep(PERIOD + 300);
+          // Taken before the lock goes: no claim that waited for it can have run before this instant.
+          released = Date.now();
           await blocker.query('COMMIT');
         } finally {
           await blocker.end();
         }
         assert.deepEqual(await Promise.all(handles.map((h) => h.result())), [1, 2]);
         const infos = await Promise.all(handles.map((h) => h.status()));
-        const stamped = infos[1]!.startedAt!.getTime() - infos[0]!.startedAt!.getTime();
-        const real = ran[1]! - ran[0]!;
+        const [first, second] = infos.map((info) => info.startedAt!.getTime()) as [number, number];
+        // The claim that waited stamps the time it ran, not the time it began waiting: a stamp from
+        // before the wait would leave the first start out of the next claim's window too early.
         assert.ok(
-          real >= PERIOD - 20,
-          `with a limit of 1 per ${PERIOD} ms the two workflows started ${real} ms apart (their stored startedAt are ${stamped} ms apart)`,
+          first >= released,
+          `the first claim waited for the lock released at ${released} but its stored startedAt is ${released - first} ms before that`,
         );
+        // What the limit promises, on what Cairn records: no two claims within one period.
+        assert.ok(
+          second - first >= PERIOD,
+          `with a limit of 1 per ${PERIOD} ms the two workflows' stored startedAt are ${second - first} ms apart`,
+        );
+        // Each body ran once its claim was made, so the second began at least a period after the first claim.
+        assert.ok(ran[0]! >= first && ran[1]! >= second, `a body ran before its claim: ran at ${ran.join(', ')}, claimed at ${first}, ${second}`);
         for (const info of infos) {
           assert.ok(info.startedAt!.getTime() >= info.createdAt.getTime(), `${info.id} startedAt ${info.startedAt!.toISOString()} precedes createdAt ${info.createdAt.toISOString()}`);
         }
