@@ -615,14 +615,17 @@ export function defineQueueSuite(target: Target): void {
       assert.equal(await zero.result(), 'zero');
       await sleep(Math.max(0, created + DELAY - 300 - Date.now()));
       const before = await delayed.status();
-      assert.equal(before.status, 'DELAYED', 'still waiting 300 ms before its time');
-      assert.equal(before.startedAt, null);
-      assert.ok(!ranAt.has('delayed'));
+      // Only a look that ended before its time must find it waiting; a loaded machine may oversleep.
+      if (Date.now() < created + DELAY) {
+        assert.equal(before.status, 'DELAYED', 'still waiting before its time');
+        assert.equal(before.startedAt, null);
+        assert.ok(!ranAt.has('delayed'));
+      }
       assert.equal(await delayed.result(), 'delayed');
       const info = await delayed.status();
       assert.ok(ranAt.get('delayed')! >= created + DELAY, `ran ${ranAt.get('delayed')! - created} ms after enqueue; delay ${DELAY}`);
       assert.ok(info.startedAt!.getTime() >= created + DELAY, 'claimed before its time');
-      assert.ok(ranAt.get('delayed')! <= created + DELAY + 2_000, `ran ${ranAt.get('delayed')! - created - DELAY} ms late`);
+      assert.ok(ranAt.get('delayed')! <= created + DELAY + 5_000, `ran ${ranAt.get('delayed')! - created - DELAY} ms late`);
       assert.ok(ranAt.get('now')! < created + DELAY);
     });
 
@@ -653,7 +656,7 @@ export function defineQueueSuite(target: Target): void {
       assert.equal(mine.length, 1);
       assert.equal(mine[0]!.input, 5);
       assert.ok(mine[0]!.at >= lastCall + 400, `ran ${mine[0]!.at - lastCall} ms after the last call; the quiet period is 400 ms`);
-      assert.ok(mine[0]!.at <= lastCall + 400 + 2_000, `ran ${mine[0]!.at - lastCall - 400} ms after it was due`);
+      assert.ok(mine[0]!.at <= lastCall + 400 + 5_000, `ran ${mine[0]!.at - lastCall - 400} ms after it was due`);
       assert.equal((await engine.listWorkflows({ name: 'collect' })).length, 1, 'one workflow stored for the burst');
 
       // Calls every 100 ms for 1.5 s with a 300 ms quiet period never go quiet; maxWaitMs 700 makes
@@ -680,7 +683,7 @@ export function defineQueueSuite(target: Target): void {
       const firstRun = runs.find((r) => r.id === groups[0])!;
       assert.ok(firstRun.at >= first + 700, `first run ${firstRun.at - first} ms after the first call; maxWaitMs is 700`);
       assert.ok(firstRun.at < calls.at(-1)!.at, 'the first run came before the burst ended (capped by maxWaitMs)');
-      assert.ok(firstRun.at <= first + 700 + 600, `first run ${firstRun.at - first} ms after the first call`);
+      assert.ok(firstRun.at <= first + 700 + 5_000, `first run ${firstRun.at - first} ms after the first call`);
       // Each workflow ran no earlier than the quiet period after its last call or maxWaitMs after its first.
       for (const id of groups) {
         const mineCalls = calls.filter((c) => c.id === id);
@@ -1013,11 +1016,12 @@ export function defineQueueSuite(target: Target): void {
         const began = Date.now();
         dispatcher.start();
         cleanups.push(() => dispatcher.stop());
-        const deadline = began + 2_000;
+        // Anything well before the 5 s fallback poll shows the notification was acted on.
+        const deadline = began + 3_500;
         while (claimedAt === undefined && Date.now() < deadline) await sleep(10);
         await dispatcher.stop();
-        assert.ok(claimedAt !== undefined, `the enqueued workflow was not claimed within 2 s (claims made: ${claims}; the fallback poll is 5 s)`);
-        assert.ok(claimedAt - began < 1_000, `claimed ${claimedAt - began} ms after the notification`);
+        assert.ok(claimedAt !== undefined, `the enqueued workflow was not claimed within 3.5 s (claims made: ${claims}; the fallback poll is 5 s)`);
+        assert.ok(claimedAt - began < 3_500, `claimed ${claimedAt - began} ms after the notification`);
       },
     );
 
