@@ -239,9 +239,9 @@ describe('faults on postgres: a cluster of its own, restarted', { skip: noCluste
         await sleep(300);
         const t0 = Date.now();
         await client.send(h.id, `after ${label}`, 'go');
-        assert.equal(await within(result, 5_000, `the result after ${label}`), `after ${label}`);
+        assert.equal(await within(result, 15_000, `the result after ${label}`), `after ${label}`);
         const took = Date.now() - t0;
-        assert.ok(took < 2_000, `after ${label}, the send took ${took} ms to wake the recv and the result`);
+        assert.ok(took < 10_000, `after ${label}, the send took ${took} ms to wake the recv and the result; the polls are 30 s`);
       }
     } finally {
       await client.close();
@@ -268,8 +268,8 @@ describe('faults on postgres: a cluster of its own, restarted', { skip: noCluste
       await sleep(2_500);
       const t0 = Date.now();
       await engine.send('gate-1', 'open', 'go');
-      assert.equal(await within(result, 5_000, 'the result'), 'open');
-      assert.ok(Date.now() - t0 < 2_000, `woken ${Date.now() - t0} ms after the send`);
+      assert.equal(await within(result, 15_000, 'the result'), 'open');
+      assert.ok(Date.now() - t0 < 10_000, `woken ${Date.now() - t0} ms after the send; the polls are 30 s`);
     } finally {
       await client.close();
       await engine.close({ timeoutMs: 2_000 });

@@ -382,8 +382,10 @@ export function defineMessagingSuite(target: Target): void {
         const t0 = Date.now();
         const [h] = await second.recover();
         assert.equal(await h!.result(), null);
+        // The late message waits unconsumed below, so a recv run again would have returned it: the
+        // null result is the recorded timeout. The time only guards against a hang.
         const replayMs = Date.now() - t0;
-        assert.ok(replayMs < 800, `the replay took ${replayMs} ms; it must not wait for the 1,000 ms timeout again`);
+        assert.ok(replayMs < 5_000, `the replay took ${replayMs} ms`);
         const rows = await messageRows(store);
         assert.deepEqual(rows.map((r) => [r.body, r.consumedAt]), [['too late', null]], 'the late message was not consumed by the replay');
         assert.deepEqual((await second.listSteps('quiet-1')).map((s) => [s.name, s.output]), [['cairn.recv', null]]);
@@ -471,12 +473,12 @@ export function defineMessagingSuite(target: Target): void {
             return m;
           });
           const handle = await wf.start(null, { id: 'late-1' });
-          // Its own polls come at about 0.1, 0.3, 0.7, 1.5 and 3.1 s. A send at 2 s is a second before
-          // the next one, so only a notification (or the watch for other processes' commits) wakes it in time.
-          await sleep(2_000);
+          // Its own polls come at about 0.1, 0.3, 0.7, 1.5, 3.1 and 6.3 s. A send at 3.5 s is nearly 3 s
+          // before the next one, so only a notification (or the watch for other processes' commits) wakes it in time.
+          await sleep(3_500);
           const sentAt = await peer.send('late-1', 'late', { n: 1 });
           assert.deepEqual(await handle.result(), { n: 1 });
-          assert.ok(wokeAt - sentAt < 700, `woke ${wokeAt - sentAt} ms after the send`);
+          assert.ok(wokeAt - sentAt < 1_500, `woke ${wokeAt - sentAt} ms after the send`);
         } finally {
           await peer.close();
         }
@@ -499,7 +501,7 @@ export function defineMessagingSuite(target: Target): void {
           const openedAt = Date.now();
           await Promise.all(ids.map((id) => peer.open(id)));
           assert.deepEqual(await results, ids, 'every waiter got its own workflow\'s result');
-          assert.ok(Date.now() - openedAt < 1_500, `results came ${Date.now() - openedAt} ms after the gates opened`);
+          assert.ok(Date.now() - openedAt < 5_000, `results came ${Date.now() - openedAt} ms after the gates opened; the poll is 10 s`);
           const arrays = payloads.filter((p) => p.startsWith('[')).map((p) => JSON.parse(p) as string[]);
           const endKeys = arrays.flat().filter((k) => k.startsWith('w:em-batch-'));
           assert.equal(new Set(endKeys).size, 60, 'each end was notified');
@@ -510,7 +512,7 @@ export function defineMessagingSuite(target: Target): void {
         }
       });
 
-      test(`recv, getEvent, readStream and result() wake within 1.5 s of a write ${crossProcess ? 'in another process' : 'by another engine'}, with a 10 s fallback poll`, async (t) => {
+      test(`recv, getEvent, readStream and result() wake within 5 s of a write ${crossProcess ? 'in another process' : 'by another engine'}, with a 10 s fallback poll`, async (t) => {
         const store = await target.fresh();
         const peer = await openPeer(store, 'writer-exec');
         try {
@@ -533,7 +535,7 @@ export function defineMessagingSuite(target: Target): void {
             await waiting;
             assert.deepEqual(value, expected, label);
             const latency = wokeAt - wroteAt;
-            assert.ok(latency < 1_500, `${label} woke ${latency} ms after the write`);
+            assert.ok(latency < 5_000, `${label} woke ${latency} ms after the write; the fallback poll is 10 s`);
             return latency;
           };
 
@@ -780,7 +782,7 @@ export function defineMessagingSuite(target: Target): void {
         const t0 = Date.now();
         const [h] = await second.recover();
         assert.deepEqual(await h!.result(), { k: 'first', late: null }, 'the replay returns what was recorded, not the current values');
-        assert.ok(Date.now() - t0 < 1_000, 'the replay did not wait');
+        assert.ok(Date.now() - t0 < 5_000, `the replay took ${Date.now() - t0} ms`);
       });
 
       test('getEvent returns null after its timeout, from outside and inside a workflow', async () => {
@@ -792,12 +794,12 @@ export function defineMessagingSuite(target: Target): void {
         });
         const out = await wf.run(undefined, { id: 'asker-1' });
         assert.equal(out.value, null);
-        assert.ok(out.waited >= 190 && out.waited < 2_000, `waited ${out.waited} ms`);
+        assert.ok(out.waited >= 190 && out.waited < 5_000, `waited ${out.waited} ms`);
         assert.deepEqual((await engine.listSteps('asker-1')).map((s) => [s.name, s.output]), [['cairn.getEvent', null]]);
         const t0 = Date.now();
         assert.equal(await engine.getEvent('asker-1', 'missing', 200), null);
         const waited = Date.now() - t0;
-        assert.ok(waited >= 190 && waited < 2_000, `engine.getEvent waited ${waited} ms`);
+        assert.ok(waited >= 190 && waited < 5_000, `engine.getEvent waited ${waited} ms`);
       });
     });
 
@@ -892,7 +894,7 @@ export function defineMessagingSuite(target: Target): void {
         for (const bad of [-1, Number.NaN]) {
           const t0 = Date.now();
           await assert.rejects(engine.getEvent('imp-1', 'k', bad), invalidTimeout('timeoutMs', new RegExp(String(bad))));
-          assert.ok(Date.now() - t0 < 500, 'rejected without waiting');
+          assert.ok(Date.now() - t0 < 2_000, `rejected after ${Date.now() - t0} ms; it must not wait`);
         }
         assert.deepEqual((await messageRows(store)).map((r) => [r.body, r.consumedAt]), [['untouched', null]]);
       });

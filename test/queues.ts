@@ -615,14 +615,17 @@ export function defineQueueSuite(target: Target): void {
       assert.equal(await zero.result(), 'zero');
       await sleep(Math.max(0, created + DELAY - 300 - Date.now()));
       const before = await delayed.status();
-      assert.equal(before.status, 'DELAYED', 'still waiting 300 ms before its time');
-      assert.equal(before.startedAt, null);
-      assert.ok(!ranAt.has('delayed'));
+      // Only a look that ended before its time must find it waiting; a loaded machine may oversleep.
+      if (Date.now() < created + DELAY) {
+        assert.equal(before.status, 'DELAYED', 'still waiting before its time');
+        assert.equal(before.startedAt, null);
+        assert.ok(!ranAt.has('delayed'));
+      }
       assert.equal(await delayed.result(), 'delayed');
       const info = await delayed.status();
       assert.ok(ranAt.get('delayed')! >= created + DELAY, `ran ${ranAt.get('delayed')! - created} ms after enqueue; delay ${DELAY}`);
       assert.ok(info.startedAt!.getTime() >= created + DELAY, 'claimed before its time');
-      assert.ok(ranAt.get('delayed')! <= created + DELAY + 2_000, `ran ${ranAt.get('delayed')! - created - DELAY} ms late`);
+      assert.ok(ranAt.get('delayed')! <= created + DELAY + 5_000, `ran ${ranAt.get('delayed')! - created - DELAY} ms late`);
       assert.ok(ranAt.get('now')! < created + DELAY);
     });
 
@@ -653,7 +656,7 @@ export function defineQueueSuite(target: Target): void {
       assert.equal(mine.length, 1);
       assert.equal(mine[0]!.input, 5);
       assert.ok(mine[0]!.at >= lastCall + 400, `ran ${mine[0]!.at - lastCall} ms after the last call; the quiet period is 400 ms`);
-      assert.ok(mine[0]!.at <= lastCall + 400 + 2_000, `ran ${mine[0]!.at - lastCall - 400} ms after it was due`);
+      assert.ok(mine[0]!.at <= lastCall + 400 + 5_000, `ran ${mine[0]!.at - lastCall - 400} ms after it was due`);
       assert.equal((await engine.listWorkflows({ name: 'collect' })).length, 1, 'one workflow stored for the burst');
 
       // Calls every 100 ms for 1.5 s with a 300 ms quiet period never go quiet; maxWaitMs 700 makes
@@ -680,7 +683,7 @@ export function defineQueueSuite(target: Target): void {
       const firstRun = runs.find((r) => r.id === groups[0])!;
       assert.ok(firstRun.at >= first + 700, `first run ${firstRun.at - first} ms after the first call; maxWaitMs is 700`);
       assert.ok(firstRun.at < calls.at(-1)!.at, 'the first run came before the burst ended (capped by maxWaitMs)');
-      assert.ok(firstRun.at <= first + 700 + 600, `first run ${firstRun.at - first} ms after the first call`);
+      assert.ok(firstRun.at <= first + 700 + 5_000, `first run ${firstRun.at - first} ms after the first call`);
       // Each workflow ran no earlier than the quiet period after its last call or maxWaitMs after its first.
       for (const id of groups) {
         const mineCalls = calls.filter((c) => c.id === id);
@@ -884,23 +887,34 @@ export function defineQueueSuite(target: Target): void {
         // longer than the period; the claim waits, then runs.
         const blocker = new pg.Client({ connectionString: store.database });
         await blocker.connect();
+        let released: number;
         try {
           await blocker.query('BEGIN');
           await blocker.query(`LOCK TABLE "${store.schema!}".workflows IN EXCLUSIVE MODE`);
           await engine.launch();
           await sleep(PERIOD + 300);
+          // Taken before the lock goes: no claim that waited for it can have run before this instant.
+          released = Date.now();
           await blocker.query('COMMIT');
         } finally {
           await blocker.end();
         }
         assert.deepEqual(await Promise.all(handles.map((h) => h.result())), [1, 2]);
         const infos = await Promise.all(handles.map((h) => h.status()));
-        const stamped = infos[1]!.startedAt!.getTime() - infos[0]!.startedAt!.getTime();
-        const real = ran[1]! - ran[0]!;
+        const [first, second] = infos.map((info) => info.startedAt!.getTime()) as [number, number];
+        // The claim that waited stamps the time it ran, not the time it began waiting: a stamp from
+        // before the wait would leave the first start out of the next claim's window too early.
         assert.ok(
-          real >= PERIOD - 20,
-          `with a limit of 1 per ${PERIOD} ms the two workflows started ${real} ms apart (their stored startedAt are ${stamped} ms apart)`,
+          first >= released,
+          `the first claim waited for the lock released at ${released} but its stored startedAt is ${released - first} ms before that`,
         );
+        // What the limit promises, on what Cairn records: no two claims within one period.
+        assert.ok(
+          second - first >= PERIOD,
+          `with a limit of 1 per ${PERIOD} ms the two workflows' stored startedAt are ${second - first} ms apart`,
+        );
+        // Each body ran once its claim was made, so the second began at least a period after the first claim.
+        assert.ok(ran[0]! >= first && ran[1]! >= second, `a body ran before its claim: ran at ${ran.join(', ')}, claimed at ${first}, ${second}`);
         for (const info of infos) {
           assert.ok(info.startedAt!.getTime() >= info.createdAt.getTime(), `${info.id} startedAt ${info.startedAt!.toISOString()} precedes createdAt ${info.createdAt.toISOString()}`);
         }
@@ -1003,11 +1017,12 @@ export function defineQueueSuite(target: Target): void {
         const began = Date.now();
         dispatcher.start();
         cleanups.push(() => dispatcher.stop());
-        const deadline = began + 2_000;
+        // Anything well before the 5 s fallback poll shows the notification was acted on.
+        const deadline = began + 3_500;
         while (claimedAt === undefined && Date.now() < deadline) await sleep(10);
         await dispatcher.stop();
-        assert.ok(claimedAt !== undefined, `the enqueued workflow was not claimed within 2 s (claims made: ${claims}; the fallback poll is 5 s)`);
-        assert.ok(claimedAt - began < 1_000, `claimed ${claimedAt - began} ms after the notification`);
+        assert.ok(claimedAt !== undefined, `the enqueued workflow was not claimed within 3.5 s (claims made: ${claims}; the fallback poll is 5 s)`);
+        assert.ok(claimedAt - began < 3_500, `claimed ${claimedAt - began} ms after the notification`);
       },
     );
 

@@ -22,7 +22,7 @@ class Mark extends Timed {
 const activeTimeouts = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
 /** Resolves once `check` holds, polling every few ms. */
-async function until(check: () => boolean, timeoutMs = 2_000): Promise<void> {
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     assert.ok(Date.now() < deadline, 'timed out');
@@ -88,11 +88,12 @@ describe('the timer queue', () => {
   test('a wait longer than one timer can hold is reached in hops, not early', async () => {
     const queue = new TimerQueue({ maxHopMs: 15 });
     const log: string[] = [];
-    const at = Date.now() + 80;
+    const at = Date.now() + 120;
     const mark = new Mark('far', log);
     queue.add(mark, at);
     await sleep(40);
-    assert.deepEqual(log, []);
+    // A loaded machine may oversleep past the instant; a look before it must find nothing due.
+    if (Date.now() < at) assert.deepEqual(log, []);
     await until(() => log.length === 1);
     assert.ok(mark.firedAt! >= at);
   });
