@@ -74,6 +74,7 @@ export type {
   ScheduleOptions,
   ScheduleUpdate,
   SendOptions,
+  StartArgs,
   StartOptions,
   StepAttempt,
   StepInfo,
@@ -82,5 +83,8 @@ export type {
   WorkflowFunction,
   WorkflowHandle,
   WorkflowInfo,
+  WorkflowInput,
+  WorkflowOutput,
+  WorkflowRef,
   WorkflowStatus,
 } from './types.js';
