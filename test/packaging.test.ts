@@ -165,7 +165,7 @@ async function checkEsm(dir: string, env: NodeJS.ProcessEnv): Promise<void> {
     assert.equal(out.result.charged, 42);
     assert.match(out.result.shipped, /^shipped order-/);
     assert.deepEqual(out.again, out.result);
-    assert.deepEqual(out.steps, ['charge', 'sleep', 'ship']);
+    assert.deepEqual(out.steps, ['charge', 'cairn.sleep', 'ship']);
     assert.equal(out.ticked, 1);
     assert.equal(fileURLToPath(out.resolved), join(dir, 'node_modules', 'cairn', 'dist', 'index.js'));
     const sub = maps ? 'src' : 'dist';
