@@ -84,7 +84,15 @@ async function localPrebuild(dir: string): Promise<string | undefined> {
 /** A new empty project: `module` makes it ESM, `commonjs` is what `npm init` makes. */
 function project(dir: string, type: 'module' | 'commonjs'): string {
   mkdirSync(dir, { recursive: true });
-  const pkg = { name: `cairn-consumer-${type}`, version: '1.0.0', private: true, ...(type === 'module' && { type: 'module' }) };
+  const pkg = {
+    name: `cairn-consumer-${type}`,
+    version: '1.0.0',
+    private: true,
+    ...(type === 'module' && { type: 'module' }),
+    // What the README tells users: approve better-sqlite3's install script, and Cairn's `prepare`
+    // for git installs (npm 11 lists, and may skip, scripts a project has not approved).
+    allowScripts: { 'better-sqlite3': true, cairn: true },
+  };
   writeFileSync(join(dir, 'package.json'), JSON.stringify(pkg, null, 2));
   return dir;
 }
