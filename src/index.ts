@@ -79,6 +79,7 @@ export type {
   ScheduleOptions,
   ScheduleUpdate,
   SendOptions,
+  StartArgs,
   StartOptions,
   StepAttempt,
   StepInfo,
@@ -87,5 +88,8 @@ export type {
   WorkflowFunction,
   WorkflowHandle,
   WorkflowInfo,
+  WorkflowInput,
+  WorkflowOutput,
+  WorkflowRef,
   WorkflowStatus,
 } from './types.js';

@@ -324,13 +324,58 @@ export interface SendOptions {
 
 export type WorkflowFunction<I, O> = (ctx: Context, input: I) => Promise<O>;
 
-/** A registered workflow. */
-export interface Workflow<I, O> {
+/** Carries a workflow's input and output types; never present at run time. */
+declare const workflowTypes: unique symbol;
+
+/**
+ * A workflow's name together with its input and output types, for processes that do not register
+ * it: `client.enqueue(ref, input, options)` then checks the input and types the handle. Every
+ * `Workflow` is one; a plain object with the name makes another.
+ *
+ * @example
+ * import type { order } from './workflows.js';
+ * const processOrder: WorkflowRef<WorkflowInput<typeof order>, WorkflowOutput<typeof order>> = { name: 'process_order' };
+ * const handle = await client.enqueue(processOrder, input, { queue: 'orders' }); // WorkflowHandle<Receipt>
+ */
+export interface WorkflowRef<I = unknown, O = unknown> {
   readonly name: string;
-  /** Stores the workflow (one write) and starts running it in this process. */
-  start(input: I, options?: StartOptions): Promise<WorkflowHandle<O>>;
+  /** Type information only: no value ever has this property. */
+  readonly [workflowTypes]?: { readonly input: (input: I) => void; readonly output: O };
+}
+
+/** The input type of a workflow (or reference): `WorkflowInput<typeof order>`. */
+export type WorkflowInput<W extends WorkflowRef<never, unknown>> = W extends WorkflowRef<infer I, unknown> ? I : never;
+
+/** The output type of a workflow (or reference): `WorkflowOutput<typeof order>`. */
+export type WorkflowOutput<W extends WorkflowRef<never, unknown>> = W extends WorkflowRef<never, infer O> ? O : never;
+
+/**
+ * The arguments of `start` and `run`: the input, then options. The input may be left out when the
+ * workflow accepts `undefined` (an input typed `void`, `undefined` or `T | undefined`, or none).
+ */
+export type StartArgs<I> = undefined extends I ? [input?: I, options?: StartOptions] : [input: I, options?: StartOptions];
+
+/** A registered workflow, as returned by `engine.workflow(name, fn)`. */
+export interface Workflow<I, O> extends WorkflowRef<I, O> {
+  readonly name: string;
+  /**
+   * Stores the workflow (one write) and starts running it in this process.
+   *
+   * @example
+   * const handle = await order.start(input, { id: 'order-1' });
+   * const nightly = await cleanup.start(); // a workflow without input
+   */
+  start(...args: StartArgs<I>): Promise<WorkflowHandle<O>>;
   /** `start` then `result`. */
-  run(input: I, options?: StartOptions): Promise<O>;
+  run(...args: StartArgs<I>): Promise<O>;
+  /**
+   * A handle to the workflow `id`, typed with this workflow's output. It does not check that `id`
+   * is a workflow of this name: `status()` tells.
+   *
+   * @example
+   * const receipt = await order.handle('order-1').result();
+   */
+  handle(id: string): WorkflowHandle<O>;
 }
 
 /** pino-compatible logger; Cairn logs little and only at warn/error unless asked. */

@@ -13,6 +13,7 @@ import type {
   StepInfo,
   WorkflowHandle,
   WorkflowInfo,
+  WorkflowRef,
   WorkflowStatus,
 } from '../types.js';
 import { WORKFLOW_STATUSES } from '../types.js';
@@ -143,9 +144,14 @@ export class Client implements HandleSource {
    *
    * @example
    * await client.enqueue('resize_image', { key }, { queue: 'images', priority: 1, dedupId: key });
+   * // Typed: the input is checked and the handle's result() is a Receipt.
+   * const processOrder: WorkflowRef<Order, Receipt> = { name: 'process_order' };
+   * const handle = await client.enqueue(processOrder, order, { queue: 'orders' });
    */
-  async enqueue<O = unknown>(workflowName: string, input: unknown, options: EnqueueOptions): Promise<WorkflowHandle<O>> {
-    assertName('workflow name', workflowName);
+  enqueue<I, O>(workflow: WorkflowRef<I, O>, input: I, options: EnqueueOptions): Promise<WorkflowHandle<O>>;
+  enqueue<O = unknown>(workflowName: string, input: unknown, options: EnqueueOptions): Promise<WorkflowHandle<O>>;
+  async enqueue<O = unknown>(workflow: string | WorkflowRef, input: unknown, options: EnqueueOptions): Promise<WorkflowHandle<O>> {
+    const workflowName = assertName('workflow name', typeof workflow === 'object' && workflow !== null && typeof workflow.name === 'string' ? workflow.name : workflow);
     assertOptions('enqueue options', options);
     if (options === undefined) throw new InvalidArgumentError('queue', 'enqueue needs options with a queue');
     const queueName = assertName('queue', options.queue);

@@ -14,6 +14,7 @@ import type {
   QueueOptions,
   ScheduledInput,
   ScheduleOptions,
+  StartArgs,
   StartOptions,
   Workflow,
   WorkflowFunction,
@@ -177,8 +178,9 @@ export class Engine extends Client {
     const reg = this.registry.register(name, fn);
     return {
       name,
-      start: (input, options) => this.start<O>(reg, input, options),
-      run: async (input, options) => (await this.start<O>(reg, input, options)).result(),
+      start: (...[input, options]: StartArgs<I>) => this.start<O>(reg, input, options),
+      run: async (...[input, options]: StartArgs<I>) => (await this.start<O>(reg, input, options)).result(),
+      handle: (id) => this.handle<O>(id),
     };
   }
 
