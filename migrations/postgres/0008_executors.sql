@@ -16,7 +16,10 @@ CREATE TABLE executors (
   lease_ms     bigint NOT NULL,
   started_at   bigint NOT NULL,
   heartbeat_at bigint NOT NULL,
-  stopped_at   bigint
+  stopped_at   bigint,
+  -- Adoption sweeps made on this executor's work since it died: each live executor takes about
+  -- remaining / (live - adoptions), so the work splits evenly across the fleet.
+  adoptions    integer NOT NULL DEFAULT 0
 );
 
 -- Executors that ran workflows before this version left no row: each gets a stopped one, so its

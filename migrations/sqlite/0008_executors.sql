@@ -11,7 +11,8 @@ CREATE TABLE cairn_executors (
   lease_ms     INTEGER NOT NULL,
   started_at   INTEGER NOT NULL,
   heartbeat_at INTEGER NOT NULL,
-  stopped_at   INTEGER
+  stopped_at   INTEGER,
+  adoptions    INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
 -- Executors that ran workflows before this version left no row: each gets a stopped one.

@@ -225,6 +225,9 @@ export class Engine extends Client {
     this.assertOpen('cannot launch');
     if (this.launched) return;
     await this.schedules.storeDeclared([...this.declaredSchedules.values()]);
+    // Stored before launch() returns, so clients can enqueue on them at once.
+    const now = Date.now();
+    for (const queue of this.queues.values()) await this.provider.upsertQueue(queue.definition, now);
     this.launched = true;
     for (const queue of this.queues.values()) this.dispatch(queue.definition);
     this.scheduler.start();

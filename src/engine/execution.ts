@@ -47,9 +47,9 @@ export class Execution {
     this.done = runOutsideStep(() => this.run(spec));
   }
 
-  /** The workflow was adopted by another executor: this execution ends without writing anything. */
+  /** Another execution finished or adopted the workflow: this one ends without writing anything. */
   private superseded(err: ExecutionSupersededError): Outcome {
-    this.core.logger.warn({ workflowId: this.id, adoptedBy: err.adoptedBy }, err.message);
+    this.core.logger.warn({ workflowId: this.id, status: err.status, adoptedBy: err.adoptedBy }, `execution superseded: ${err.message}`);
     return { kind: 'abandoned', reason: err };
   }
 
@@ -107,7 +107,7 @@ export class Execution {
       status = 'SUCCESS';
     } catch (err) {
       if (err instanceof EngineClosedError) return { kind: 'abandoned', reason: err };
-      if (err instanceof ExecutionSupersededError && err.adoptedBy !== undefined) return this.superseded(err);
+      if (err instanceof ExecutionSupersededError) return this.superseded(err);
       status = 'ERROR';
       error = serializeError(err);
       value = deserializeError(error);

@@ -130,7 +130,8 @@ export class Fleet {
       appVersion,
       names: this.host.names(),
       from: dead,
-      live: fleet.live,
+      // Executors just found gone may have been counted live by the heartbeat.
+      live: Math.max(1, fleet.live - gone.length),
       maxAttempts: this.host.maxRecoveryAttempts,
     });
     if (result.claimed.length + result.parked.length + result.requeued > 0) {

@@ -72,6 +72,9 @@ export interface PostgresProviderOptions {
   groupCommit?: boolean | { lanes?: number };
 }
 
+/** How long a transaction of this provider may sit idle (its process paused) before the server ends it. */
+const TRANSACTION_IDLE_MS = 5_000;
+
 type StepWrite = { workflowId: string; step: StepRow; owner: string };
 type EndWrite = { id: string; status: 'SUCCESS' | 'ERROR'; output: string | null; error: string | null; completedAt: number; owner: string };
 
@@ -257,7 +260,10 @@ export class PostgresProvider implements Provider {
       return client.query({ name: query.name, text: query.text, values });
     };
     try {
-      await client.query('BEGIN');
+      // A process paused in the middle (SIGSTOP, a frozen VM) would hold its locks, the queue's
+      // claim lock included, for as long as it stays paused: the server ends such a transaction
+      // once it sits idle for TRANSACTION_IDLE_MS. Sent with BEGIN, in the same round trip.
+      await client.query(`BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${TRANSACTION_IDLE_MS}`);
       const result = await fn(q);
       await client.query('COMMIT');
       return result;
@@ -443,7 +449,8 @@ export class PostgresProvider implements Provider {
    */
   private async explainMiss(workflowId: string, stepId: number, owner: string): Promise<CheckpointMiss> {
     const status = (await this.query(this.sql.getStatus, [workflowId])).rows[0] as { status: WorkflowRow['status']; executor_id: string | null } | undefined;
-    if (status?.status === 'PENDING' && status.executor_id !== owner) return { kind: 'superseded', owner: status.executor_id };
+    // Owned by another executor now, whatever its status: adopted (and maybe finished) elsewhere.
+    if (status !== undefined && status.executor_id !== owner) return { kind: 'superseded', owner: status.executor_id };
     const existing = await this.query(this.sql.getStep, [workflowId, stepId]);
     if (existing.rows[0]) return { kind: 'conflict', existing: toStepRow(existing.rows[0] as Record<string, unknown>) };
     return { kind: 'not-pending', status: status?.status };
@@ -502,7 +509,8 @@ export class PostgresProvider implements Provider {
     return this.transaction(async (q) => {
       const now = Date.now();
       const requeued = (await q(this.sql.requeueOrphans, [r.from, r.maxAttempts, now])).rowCount ?? 0;
-      const res = await q(this.sql.adoptOrphans, [r.executorId, r.from, r.appVersion, r.names, Math.max(1, r.live), r.maxAttempts, now]);
+      const { sharers } = (await q(this.sql.countAdoption, [r.from, r.live])).rows[0] as { sharers: number };
+      const res = await q(this.sql.adoptOrphans, [r.executorId, r.from, r.appVersion, r.names, sharers, r.maxAttempts, now]);
       const rows = res.rows.map((row) => toWorkflowRow(row as Record<string, unknown>));
       return { claimed: rows.filter((w) => w.status === 'PENDING'), parked: rows.filter((w) => w.status !== 'PENDING'), requeued };
     });

@@ -340,7 +340,7 @@ export function postgresStatements(schema: string) {
        VALUES ($1, $2, $3, $4, $5, $6, $7, ${NOW_MS}, NULL)
        ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, host_key = excluded.host_key, pid = excluded.pid,
          app_version = excluded.app_version, lease_ms = excluded.lease_ms, started_at = excluded.started_at,
-         heartbeat_at = excluded.heartbeat_at, stopped_at = NULL`,
+         heartbeat_at = excluded.heartbeat_at, stopped_at = NULL, adoptions = 0`,
     ),
     // The heartbeat: renews this executor's lease, forgets executors dead for a day with nothing
     // left to adopt, and reports the live count, the dead executors that still own PENDING
@@ -348,7 +348,7 @@ export function postgresStatements(schema: string) {
     heartbeat: named(
       'heartbeat',
       `WITH me AS (
-         UPDATE ${s}.executors SET heartbeat_at = ${NOW_MS}, stopped_at = NULL, app_version = coalesce($3, app_version)
+         UPDATE ${s}.executors SET heartbeat_at = ${NOW_MS}, stopped_at = NULL, adoptions = 0, app_version = coalesce($3, app_version)
          WHERE id = $1 RETURNING id
        ), gone AS (
          DELETE FROM ${s}.executors e
@@ -386,8 +386,16 @@ export function postgresStatements(schema: string) {
            executor_id = NULL, recovery_attempts = recovery_attempts + 1, updated_at = $3
        WHERE status = 'PENDING' AND queue IS NOT NULL AND executor_id = ANY($1::text[])`,
     ),
-    // A share of a dead executor's other workflows: about 1/$5 of those this executor can run, so
-    // the live executors split the work between them.
+    // Counts an adoption sweep on the dead executors and returns how many live executors are still
+    // to take their share: the live count less the sweeps made so far (at least 1, this one).
+    countAdoption: named(
+      'count_adoption',
+      `WITH before AS (SELECT coalesce(min(adoptions), 0) AS n FROM ${s}.executors WHERE id = ANY($1::text[])),
+       counted AS (UPDATE ${s}.executors SET adoptions = adoptions + 1 WHERE id = ANY($1::text[]) RETURNING 1)
+       SELECT greatest(1, $2::integer - (SELECT n FROM before))::int AS sharers, (SELECT count(*) FROM counted)::int AS counted`,
+    ),
+    // A share of a dead executor's other workflows: 1/$5 of those this executor can run, so the
+    // live executors split the work between them.
     adoptOrphans: named(
       'adopt_orphans',
       `UPDATE ${s}.workflows

@@ -479,7 +479,8 @@ export class SqliteProvider implements Provider {
    */
   private explainMiss(workflowId: string, stepId: number, owner: string): CheckpointMiss {
     const status = this.stmt(sqliteStatements.getStatus).get(workflowId) as { status: WorkflowRow['status']; executor_id: string | null } | undefined;
-    if (status?.status === 'PENDING' && status.executor_id !== owner) return { kind: 'superseded', owner: status.executor_id };
+    // Owned by another executor now, whatever its status: adopted (and maybe finished) elsewhere.
+    if (status !== undefined && status.executor_id !== owner) return { kind: 'superseded', owner: status.executor_id };
     const existing = this.stmt(sqliteStatements.getStep).get(workflowId, stepId) as Raw | undefined;
     if (existing) return { kind: 'conflict', existing: toStepRow(existing) };
     return { kind: 'not-pending', status: status?.status };
@@ -543,9 +544,11 @@ export class SqliteProvider implements Provider {
     const adopt = this.db.transaction((now: number) => {
       const from = JSON.stringify(r.from);
       const requeued = this.stmt(sqliteStatements.requeueOrphans).all({ from, maxAttempts: r.maxAttempts, now }) as Array<{ id: string; queue: string; status: string }>;
+      const { sharers } = this.stmt(sqliteStatements.sharers).get({ from, live: r.live }) as { sharers: number };
+      this.stmt(sqliteStatements.countAdoption).run({ from });
       const rows = (
         this.stmt(sqliteStatements.adoptOrphans).all({
-          id: r.executorId, from, appVersion: r.appVersion, names: JSON.stringify(r.names), live: Math.max(1, r.live), maxAttempts: r.maxAttempts, now,
+          id: r.executorId, from, appVersion: r.appVersion, names: JSON.stringify(r.names), live: sharers, maxAttempts: r.maxAttempts, now,
         }) as Raw[]
       ).map(toWorkflowRow);
       return { rows, requeued };

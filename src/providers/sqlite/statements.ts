@@ -135,8 +135,8 @@ export const sqliteStatements = {
     VALUES (@id, @hostname, @hostKey, @pid, @appVersion, @leaseMs, @startedAt, @now, NULL)
     ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, host_key = excluded.host_key, pid = excluded.pid,
       app_version = excluded.app_version, lease_ms = excluded.lease_ms, started_at = excluded.started_at,
-      heartbeat_at = excluded.heartbeat_at, stopped_at = NULL`,
-  renewLease: `UPDATE cairn_executors SET heartbeat_at = @now, stopped_at = NULL, app_version = coalesce(@appVersion, app_version) WHERE id = @id`,
+      heartbeat_at = excluded.heartbeat_at, stopped_at = NULL, adoptions = 0`,
+  renewLease: `UPDATE cairn_executors SET heartbeat_at = @now, stopped_at = NULL, adoptions = 0, app_version = coalesce(@appVersion, app_version) WHERE id = @id`,
   // Executors dead for a day with nothing left to adopt are forgotten.
   forgetExecutors: `DELETE FROM cairn_executors
     WHERE id <> @id AND coalesce(stopped_at, heartbeat_at + lease_ms) < @now - 86400000
@@ -159,7 +159,11 @@ export const sqliteStatements = {
         executor_id = NULL, recovery_attempts = recovery_attempts + 1, updated_at = @now
     WHERE status = 'PENDING' AND queue IS NOT NULL AND executor_id IN (SELECT value FROM json_each(@from))
     RETURNING id, queue, status`,
-  // A share (about 1/@live) of a dead executor's other workflows that this executor can run.
+  // Live executors still to take their share of the dead executors' work: the live count less the
+  // adoption sweeps made so far (at least 1, this one).
+  sharers: `SELECT CAST(max(1, @live - coalesce(min(adoptions), 0)) AS INTEGER) AS sharers FROM cairn_executors WHERE id IN (SELECT value FROM json_each(@from))`,
+  countAdoption: `UPDATE cairn_executors SET adoptions = adoptions + 1 WHERE id IN (SELECT value FROM json_each(@from))`,
+  // A share (1/@live) of a dead executor's other workflows that this executor can run.
   adoptOrphans: `UPDATE cairn_workflows
     SET executor_id = @id, recovery_attempts = recovery_attempts + 1,
         status = CASE WHEN recovery_attempts + 1 > @maxAttempts THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE status END,
@@ -170,7 +174,7 @@ export const sqliteStatements = {
       WHERE status = 'PENDING' AND queue IS NULL AND executor_id IN (SELECT value FROM json_each(@from))
         AND app_version = @appVersion AND name IN (SELECT value FROM json_each(@names))
       ORDER BY created_at, id
-      LIMIT (SELECT (count(*) + @live - 1) / @live FROM cairn_workflows
+      LIMIT (SELECT CAST((count(*) + @live - 1) / @live AS INTEGER) FROM cairn_workflows
              WHERE status = 'PENDING' AND queue IS NULL AND executor_id IN (SELECT value FROM json_each(@from))
                AND app_version = @appVersion AND name IN (SELECT value FROM json_each(@names))))
     RETURNING ${WORKFLOW_COLUMNS}`,

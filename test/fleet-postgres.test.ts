@@ -1,0 +1,4 @@
+import { defineFleetSuite } from './fleet.js';
+import { postgresTarget } from './helpers/targets.js';
+
+defineFleetSuite(await postgresTarget('fleet'));

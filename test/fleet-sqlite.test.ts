@@ -1,0 +1,4 @@
+import { defineFleetSuite } from './fleet.js';
+import { sqliteTarget } from './helpers/targets.js';
+
+defineFleetSuite(sqliteTarget());
