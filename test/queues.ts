@@ -758,13 +758,19 @@ export function defineQueueSuite(target: Target): void {
           assert.deepEqual(pids, before, `${w.id} was checkpointed before the kill: replayed, not run again`);
           assert.deepEqual(pids, [victim.pid]);
         } else {
-          assert.deepEqual(pids, [...before, replacement.pid], `${w.id} had no checkpoint at the kill: the replacement ran it once more`);
+          // Run once more: by the replacement, or by a live worker that found the victim gone first.
+          assert.equal(pids.length, before.length + 1, `${w.id} had no checkpoint at the kill: it ran once more`);
+          assert.deepEqual(pids.slice(0, before.length), before);
+          assert.notEqual(pids.at(-1), victim.pid, `${w.id} ran again in another process`);
         }
         if (pids.length === 2) twice++;
       }
       assert.ok(twice >= 1, 'the kill caught at least one step between effect and checkpoint');
       assert.deepEqual(effects.get(parkedCheckpointed)?.map((e) => e.pid), [victim.pid], 'the workflow checkpointed before the kill did not run its step again');
-      assert.deepEqual(effects.get(parked)?.map((e) => e.pid), [victim.pid, replacement.pid], 'the step killed after its effect ran once more');
+      const parkedRuns = effects.get(parked)?.map((e) => e.pid) ?? [];
+      assert.equal(parkedRuns.length, 2, 'the step killed after its effect ran once more');
+      assert.equal(parkedRuns[0], victim.pid);
+      assert.notEqual(parkedRuns[1], victim.pid);
 
       // The queue's limits held through the crash: a workflow holds its slot from its first start to its last end.
       const runs = executionsOf(await ledger.runs());
