@@ -82,15 +82,15 @@ export class WorkflowContext implements Context {
     });
   }
 
-  /** Runs `work` counted as busy: a parked execution is one with nothing counted. */
-  private async working<T>(work: () => Promise<T>): Promise<T> {
+  /** Counts work in flight (a step body, a write): a parked execution is one with none. */
+  private busyStart(): void {
     this.busy++;
-    try {
-      return await work();
-    } finally {
-      if (--this.busy === 0 && this.releasing !== undefined) this.releaseIfParked();
-    }
   }
+
+  private busyEnd(): void {
+    if (--this.busy === 0 && this.releasing !== undefined) this.releaseIfParked();
+  }
+
 
   /** Checks every Context call makes before it takes a counter value. */
   private enter(call: string): void {
@@ -105,7 +105,7 @@ export class WorkflowContext implements Context {
     assertName('step name', name);
     assertFunction('step function', fn);
     const policy = stepPolicy(options);
-    return this.checkpoint(name, () => this.working(() => runStep(this.workflowId, name, fn, policy, this.cancellation)));
+    return this.checkpoint(name, () => runStep(this.workflowId, name, fn, policy, this.cancellation), undefined, undefined, true);
   }
 
   sleep(ms: number): Promise<void> {
@@ -279,14 +279,14 @@ export class WorkflowContext implements Context {
     const recorded = this.replay?.get(stepId);
     if (recorded) return this.core.handle<O>(this.adopt<string>(stepId, name, recorded));
     this.assertRunnable(name);
-    await this.confirmOwnership();
+    if (this.core.leaseLapsed()) await this.confirmOwnership();
     const childId = given ?? `${this.workflowId}-${stepId}`;
     const startedAt = Date.now();
     // The child's id is fixed by the parent's counter, so a crash between these two writes is
     // harmless: the replay finds the child already stored and records the step.
     const start: ChildStart = { parentId: this.workflowId, name: workflow.name, input: text, childId, timeoutMs };
     if (queue !== undefined) start.queue = { name: queue, priority: options?.priority, partitionKey: options?.partitionKey };
-    await this.working(() => this.write(() => this.core.startChild(start)));
+    await this.write(() => this.core.startChild(start));
     const step: StepRow = { stepId, name, output: serialize(childId, 'child id'), error: null, childId, attempts: 1, startedAt, completedAt: Date.now() };
     const outcome = await this.write(() => this.core.provider.recordStep(this.workflowId, step, this.core.executorId));
     if (outcome.kind === 'recorded') {
@@ -319,13 +319,16 @@ export class WorkflowContext implements Context {
    */
   private async write<T>(fn: () => Promise<T>): Promise<T> {
     if (this.interrupted) throw this.interrupted;
+    this.busyStart();
     try {
-      return await this.working(() => persist(fn, `writing a checkpoint of workflow '${this.workflowId}'`, this.core.logger, () => this.core.closed));
+      return await persist(fn, `writing a checkpoint of workflow '${this.workflowId}'`, this.core.logger, () => this.core.closed);
     } catch (err) {
       if (err instanceof CairnError || this.core.closed) throw err;
       this.interrupted ??= new ExecutionInterruptedError(this.workflowId, err);
       this.cancellation.abort(this.interrupted);
       throw this.interrupted;
+    } finally {
+      this.busyEnd();
     }
   }
 
@@ -339,15 +342,32 @@ export class WorkflowContext implements Context {
    * The one path Context calls take: next counter value, replay if recorded, else run and record
    * (with `write`, when the checkpoint carries an effect). The counter advances before the first await.
    */
-  private async checkpoint<T>(name: string, run: (stepId: number) => Promise<StepResult<T>>, write?: Writer, destinationId?: string): Promise<T> {
+  private async checkpoint<T>(
+    name: string,
+    run: (stepId: number) => Promise<StepResult<T>>,
+    write?: Writer,
+    destinationId?: string,
+    /** A step body: counted as work (not a wait) while it runs. */
+    body = false,
+  ): Promise<T> {
     const stepId = this.next();
     const recorded = this.replay?.get(stepId);
     if (recorded) return this.adopt<T>(stepId, name, recorded);
     this.assertRunnable(name);
 
-    await this.confirmOwnership();
+    if (this.core.leaseLapsed()) await this.confirmOwnership();
     const startedAt = Date.now();
-    const result = await run(stepId);
+    let result: StepResult<T>;
+    if (body) {
+      this.busyStart();
+      try {
+        result = await run(stepId);
+      } finally {
+        this.busyEnd();
+      }
+    } else {
+      result = await run(stepId);
+    }
     // Past the close deadline the step was abandoned, possibly aborted by the shutdown itself:
     // that outcome is not the step's, so it must not become its checkpoint. Nor is a wait the
     // closing engine stopped (a parked execution released at close).
@@ -434,12 +454,12 @@ export class WorkflowContext implements Context {
   }
 
   /**
-   * Before a step body runs: when this process's lease may have lapsed (it was paused, or could
-   * not heartbeat), renew it and make sure the workflow was not adopted meanwhile, so a step body
-   * never runs for a workflow another executor owns. Costs nothing while the lease is fresh.
+   * Called before a step body runs when this process's lease may have lapsed (it was paused, or
+   * could not heartbeat): renews it and makes sure the workflow was not adopted meanwhile, so a
+   * step body does not start for a workflow another executor owns. While the lease is fresh, the
+   * caller's check of it is the whole cost.
    */
   private async confirmOwnership(): Promise<void> {
-    if (!this.core.leaseLapsed()) return;
     await this.core.renewLease();
     const row = await this.write(() => this.core.provider.getWorkflow(this.workflowId));
     if (row?.status === 'PENDING' && row.executorId !== this.core.executorId) throw this.superseded(row.executorId);
