@@ -178,6 +178,31 @@ export function defineFleetSuite(target: Target): void {
       assert.equal(await b.handle('p1').result(), 'now');
     });
 
+    test('a queue held at its concurrency limit by the workflows of a dead executor drains once they are adopted', async () => {
+      const store = await target.fresh();
+      const stuck = await target.open(store, { executorId: 'gone', appVersion: 'v1', leaseMs: 3_000 });
+      const hang = new Promise<never>(() => undefined);
+      stuck.queue('tight', { concurrency: 2 });
+      const hanging = stuck.workflow('work', async (ctx, n: number) => ctx.step('do', async () => (n < 2 ? hang : n)));
+      await stuck.launch();
+      for (const n of [0, 1]) await hanging.start(n, { queue: 'tight', id: `held-${n}` });
+      await until('both are running in the executor that will die', async () => (await stuck.listWorkflows({ queue: 'tight', status: 'PENDING' })).length === 2);
+      // It dies with both in flight (a close that abandons them stands in for the crash, and marks it stopped).
+      await stuck.close({ timeoutMs: 50 });
+
+      const live = await target.open(store, { executorId: 'alive', appVersion: 'v1', leaseMs: 3_000 });
+      live.queue('tight', { concurrency: 2 });
+      const work = live.workflow('work', async (ctx, n: number) => ctx.step('do', async () => n));
+      await live.launch();
+      const third = await work.start(2, { queue: 'tight', id: 'behind' });
+      // Before adoption the queue is full: nothing else may start.
+      assert.equal((await live.getWorkflow('behind')).status, 'ENQUEUED');
+      await live.recover();
+      assert.equal(await third.result(), 2);
+      for (const n of [0, 1]) assert.equal(await live.handle(`held-${n}`).result(), n);
+      for (const n of [0, 1]) assert.equal((await live.getWorkflow(`held-${n}`)).executorId, 'alive');
+    });
+
     test('a process SIGKILLed and started again with default options recovers its work at boot, without waiting for the lease', { timeout: 120_000 }, async () => {
       const { store, client } = await setUp();
       const first = worker(store, { stepMs: 1, queues: [], direct: { count: 5, prefix: 'boot', napMs: 2_000 } });
