@@ -269,21 +269,30 @@ export class Engine extends Client {
     for (const row of rows) {
       const reg = this.registry.get(row.name);
       if (!reg) continue; // claims only ask for registered names
-      if (row.recoveryAttempts > 0) again.push(row);
-      else void this.execute({ id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, row.queue);
+      if (row.recoveryAttempts > 0) {
+        // Counted from the claim on, while its checkpoints load, so the next claim sees the slot taken.
+        if (row.queue !== null) this.takeSlot(row.queue);
+        again.push(row);
+      } else void this.execute({ id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, row.queue);
     }
     if (again.length === 0) return;
     void this.provider.listStepsOf(again.map((r) => r.id)).then(
       (replays) => {
         for (const row of again) {
-          if (this.running.has(row.id)) continue;
+          if (this.running.has(row.id)) {
+            if (row.queue !== null) this.freeSlot(row.queue);
+            continue;
+          }
           const reg = this.registry.get(row.name)!;
           const spec = { id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts };
-          void this.execute({ ...spec, replay: replays.get(row.id)! }, row.queue);
+          void this.execute({ ...spec, replay: replays.get(row.id)! }, row.queue, 0, true);
         }
       },
       // Each stays PENDING under this executor; recovery (here after a restart, or by another executor) resumes it.
-      (err: unknown) => this.logger.error({ err, workflows: again.map((r) => r.id) }, 'could not load the checkpoints of claimed workflows'),
+      (err: unknown) => {
+        for (const row of again) if (row.queue !== null) this.freeSlot(row.queue);
+        this.logger.error({ err, workflows: again.map((r) => r.id) }, 'could not load the checkpoints of claimed workflows');
+      },
     );
   }
 
@@ -361,12 +370,12 @@ export class Engine extends Client {
   }
 
   /** Runs an execution in this process and keeps count of it. */
-  private execute(spec: ExecutionSpec, queue: string | null, retries = 0): Promise<Outcome> {
+  private execute(spec: ExecutionSpec, queue: string | null, retries = 0, slotTaken = false): Promise<Outcome> {
     const execution = new Execution(this.core, spec);
     // Started while close() drains (a child of a running workflow): it runs until it parks.
     if (this.releaseReason) execution.release(this.releaseReason);
     this.running.set(spec.id, execution);
-    if (queue !== null) this.runningByQueue.set(queue, (this.runningByQueue.get(queue) ?? 0) + 1);
+    if (queue !== null && !slotTaken) this.takeSlot(queue);
     // One reaction per parked execution, and no closure besides it: parked workflows stay small.
     void execution.done.then(
       (outcome) => {
@@ -383,10 +392,17 @@ export class Engine extends Client {
 
   private executionEnded(id: string, queue: string | null): void {
     this.running.delete(id);
-    if (queue !== null) {
-      this.runningByQueue.set(queue, (this.runningByQueue.get(queue) ?? 1) - 1);
-      this.waits.notify(`q:${queue}`);
-    }
+    if (queue !== null) this.freeSlot(queue);
+  }
+
+  /** Counts a workflow of `queue` as running in this process (against its workerConcurrency). */
+  private takeSlot(queue: string): void {
+    this.runningByQueue.set(queue, (this.runningByQueue.get(queue) ?? 0) + 1);
+  }
+
+  private freeSlot(queue: string): void {
+    this.runningByQueue.set(queue, (this.runningByQueue.get(queue) ?? 1) - 1);
+    this.waits.notify(`q:${queue}`);
   }
 
   /**
