@@ -205,7 +205,7 @@ export function defineFleetSuite(target: Target): void {
 
     test('a process SIGKILLed and started again with default options recovers its work at boot, without waiting for the lease', { timeout: 120_000 }, async () => {
       const { store, client } = await setUp();
-      const first = worker(store, { stepMs: 1, queues: [], direct: { count: 5, prefix: 'boot', napMs: 2_000 } });
+      const first = worker(store, { stepMs: 1, queues: [], direct: { count: 5, prefix: 'boot' } });
       const ready = await first.next('ready');
       await first.next('started');
       first.signal('SIGKILL');
@@ -216,6 +216,7 @@ export function defineFleetSuite(target: Target): void {
       const again = await second.next('ready');
       assert.notEqual(again.executorId, ready.executorId);
       assert.deepEqual([...again.recovered!].sort(), ['boot-0', 'boot-1', 'boot-2', 'boot-3', 'boot-4']);
+      for (const w of again.recovered!) await client.send(w, 'go', 'go');
       const done = await until('the recovered workflows finish', async () => (await client.listWorkflows({ status: 'SUCCESS' })).length === 5, 20_000);
       assert.ok(done - restartedAt < 20_000, `recovered and finished ${done - restartedAt} ms after the restart`);
       const finished = await client.listWorkflows({});
@@ -242,7 +243,7 @@ export function defineFleetSuite(target: Target): void {
         const LIMITED = 40;
         await enqueueAll(producer, TOTAL, (n) => ['job', { n } satisfies JobInput, { queue: 'bulk', id: `bulk-${n}` }]);
         await enqueueAll(producer, LIMITED, (n) => ['job', { n, stepMs: 60 } satisfies JobInput, { queue: 'limited', id: `limited-${n}` }]);
-        const victim = worker(store, { ...base, executorId: 'victim', direct: { count: 30, prefix: 'direct', napMs: 4_000 } });
+        const victim = worker(store, { ...base, executorId: 'victim', direct: { count: 30, prefix: 'direct' } });
         const survivors = [worker(store, { ...base, executorId: 'survivor-1' }), worker(store, { ...base, executorId: 'survivor-2' })];
         for (const w of [victim, ...survivors]) await w.next('ready');
         await victim.next('started');
@@ -273,6 +274,8 @@ export function defineFleetSuite(target: Target): void {
           const rows = await client.listWorkflows({ status: ['PENDING', 'ENQUEUED'] });
           return !rows.some((w) => w.executorId === 'victim');
         });
+        // Its own workflows waited for a message all along: they were parked in it at the kill.
+        for (let i = 0; i < 30; i++) await client.send(`direct-${i}`, 'go', 'go');
         const finishedAt = await until('every workflow left behind has finished', async () => {
           const rows = await client.listWorkflows({ status: 'SUCCESS' });
           const done = new Set(rows.map((w) => w.id));
@@ -362,7 +365,7 @@ export function defineFleetSuite(target: Target): void {
       test('three processes on one file, one SIGKILLed for good: its work finishes on the others', { timeout: 300_000 }, async (t: TestContext) => {
         const { store, client, effects } = await setUp();
         const base = { leaseMs: 3_000, stepMs: 2, queues: [{ name: 'bulk', options: { workerConcurrency: 5 } }] };
-        const victim = worker(store, { ...base, executorId: 'victim', direct: { count: 10, prefix: 'direct', napMs: 1_500 } });
+        const victim = worker(store, { ...base, executorId: 'victim', direct: { count: 10, prefix: 'direct' } });
         const survivors = [worker(store, { ...base, executorId: 'survivor-1' }), worker(store, { ...base, executorId: 'survivor-2' })];
         for (const w of [victim, ...survivors]) await w.next('ready');
         await victim.next('started');
@@ -378,6 +381,7 @@ export function defineFleetSuite(target: Target): void {
           const rows = await client.listWorkflows({ status: ['PENDING', 'ENQUEUED'] });
           return !rows.some((w) => w.executorId === 'victim');
         });
+        for (let i = 0; i < 10; i++) await client.send(`direct-${i}`, 'go', 'go');
         await until('all work is done', async () => (await client.listWorkflows({ status: 'SUCCESS' })).length === TOTAL + 10, 180_000);
         for (const w of survivors) await w.stop();
         const all = await client.listWorkflows({});

@@ -437,6 +437,9 @@ export class Client implements HandleSource {
   }
 }
 
+/** Provider methods that do not touch the database: called as they are, before and after release. */
+const PASS_THROUGH: ReadonlySet<PropertyKey> = new Set(['close', 'isTransient']);
+
 /** Provider methods that answer synchronously; after release they answer as an idle database would. */
 const SYNC_METHODS: Record<string, unknown> = { committedElsewhere: false };
 
@@ -450,7 +453,7 @@ function refuseWhenClosed(provider: Provider, released: () => boolean): Provider
   return new Proxy(provider, {
     get(target, property) {
       const value = Reflect.get(target, property, target) as unknown;
-      if (typeof value !== 'function' || property === 'close') return value;
+      if (typeof value !== 'function' || PASS_THROUGH.has(property)) return value;
       const known = wrapped.get(property);
       if (known?.original === value) return known.guard;
       const method = value as (...args: unknown[]) => unknown;
