@@ -437,8 +437,9 @@ export class Engine extends Client {
   }
 
   /**
-   * Resumes every PENDING workflow of this executor and app version from its checkpoints.
-   * Each recovery is counted; after `maxRecoveryAttempts` recoveries without progress a workflow
+   * Resumes every PENDING workflow of this executor and app version from its checkpoints, and
+   * adopts at once this executor's share of the work of dead executors (on this host, a crashed
+   * predecessor is found by its pid; elsewhere by its lapsed lease). Each recovery is counted; after `maxRecoveryAttempts` recoveries without progress a workflow
    * is parked in MAX_RECOVERY_ATTEMPTS_EXCEEDED. A workflow whose name is not registered here is
    * left as it is, and its handle's `result()` rejects with UnknownWorkflowError.
    *
