@@ -237,13 +237,18 @@ export class Engine extends Client {
   private async startScheduled(row: ScheduleRow, tick: number, id: string): Promise<WorkflowHandle> {
     const input: ScheduledInput = { scheduledAt: new Date(tick), firedAt: new Date() };
     if (row.queue !== null) {
-      const queue = this.queues.get(row.queue)?.definition ?? (await this.provider.getQueue(row.queue));
+      const queue = await this.queueNamed(row.queue);
       if (!queue) throw new InvalidArgumentError('queue', `schedule '${row.name}' enqueues on queue '${row.queue}', which is not declared`);
       return this.insertQueued(row.workflowName, roundTrip(input, `the input of schedule '${row.name}'`).text, queue, { id }, null);
     }
     const reg = this.registry.get(row.workflowName);
     if (!reg) throw new UnknownWorkflowError(row.workflowName);
     return this.start(reg, input, { id });
+  }
+
+  /** A queue declared in this engine, else one stored by another engine; undefined when neither. */
+  private async queueNamed(name: string): Promise<QueueDefinition | undefined> {
+    return this.queues.get(name)?.definition ?? (await this.provider.getQueue(name));
   }
 
   private dispatch(queue: QueueDefinition): void {
@@ -283,9 +288,7 @@ export class Engine extends Client {
             if (row.queue !== null) this.freeSlot(row.queue);
             continue;
           }
-          const reg = this.registry.get(row.name)!;
-          const spec = { id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts };
-          void this.execute({ ...spec, replay: replays.get(row.id)! }, row.queue, 0, true);
+          void this.resumeExecution(row, replays.get(row.id)!, 0, true);
         }
       },
       // Each stays PENDING under this executor; recovery (here after a restart, or by another executor) resumes it.
@@ -506,12 +509,13 @@ export class Engine extends Client {
   }
 
   /** Runs a stored PENDING workflow here from its checkpoints (recovery, resume, a rerun after interruption). */
-  private resumeExecution(row: WorkflowRow, replay: StepRow[], retries = 0): Promise<Outcome> {
+  private resumeExecution(row: ClaimedWorkflow, replay: StepRow[], retries = 0, slotTaken = false): Promise<Outcome> {
     const reg = this.registry.get(row.name)!;
     return this.execute(
       { id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts, replay },
       row.queue,
       retries,
+      slotTaken,
     );
   }
 
@@ -593,7 +597,7 @@ export class Engine extends Client {
     // While close() drains, running workflows go on, children included; past its deadline, no more.
     if (this.closed) throw new EngineClosedError(`cannot start child workflow '${start.childId}'`);
     if (start.queue) {
-      const queue = this.queues.get(start.queue.name)?.definition ?? (await this.provider.getQueue(start.queue.name));
+      const queue = await this.queueNamed(start.queue.name);
       if (!queue) {
         throw new InvalidArgumentError('queue', `queue '${start.queue.name}' is not declared; declare it with engine.queue('${start.queue.name}', ...)`);
       }
