@@ -55,6 +55,55 @@ export interface ExecutorInfo {
   pending: number;
 }
 
+/** An app version as returned by `listVersions()`. */
+export interface VersionInfo {
+  appVersion: string;
+  /** Live executors running it. */
+  executors: number;
+  /** PENDING workflows it recorded (not yet run on to the end by any version). */
+  pending: number;
+  firstSeenAt: Date;
+  lastSeenAt: Date;
+}
+
+/**
+ * A workflow's history as `exportHistory(id)` returns it: plain JSON, to store as a fixture and
+ * replay with `checkReplay` from `cairn/testing`. Inputs and outputs are kept in their stored form.
+ */
+export interface WorkflowHistory {
+  format: 'cairn.history';
+  formatVersion: 1;
+  workflowId: string;
+  name: string;
+  status: WorkflowStatus;
+  appVersion: string | null;
+  /** The stored input (serialized text), null when the workflow has none. */
+  input: string | null;
+  /** Every checkpoint in counter order, the recorded deadlines of waits (negative ids) included. */
+  steps: Array<{ stepId: number; name: string; output: string | null; error: string | null; childId: string | null }>;
+  exportedAt: string;
+}
+
+/** One history's verdict from `checkReplay`. */
+export interface ReplayCheck {
+  /** The workflow id of the history. */
+  id: string;
+  ok: boolean;
+  /** Why not, when the code's calls do not match the history. */
+  divergence?: ReplayDivergence;
+}
+
+export interface ReplayDivergence {
+  /** The position, counted as `listSteps` counts it. */
+  stepId: number;
+  recordedName: string;
+  /** The call made there now; `(returned)` when the code returned before reaching it. */
+  calledName: string;
+  /** `file:line:column` of the call in the workflow's code, when there was a call. */
+  callSite: string | undefined;
+  message: string;
+}
+
 /** A stored workflow, as returned by `engine.getWorkflow`, `listWorkflows` and `handle.status()`. */
 export interface WorkflowInfo<I = unknown, O = unknown> {
   id: string;
@@ -233,6 +282,14 @@ export interface ForkOptions {
   id?: string;
 }
 
+export interface RetryWorkflowOptions {
+  /**
+   * The first step to run again: checkpoints from it on are dropped. Default: the failed step (the
+   * last one whose checkpoint holds an error), or just past the last checkpoint when none does.
+   */
+  fromStep?: number;
+}
+
 /** The handle to one workflow, wherever it runs. */
 export interface WorkflowHandle<O = unknown> {
   readonly id: string;
@@ -269,6 +326,24 @@ export interface Context {
   random(): Promise<number>;
   /** A random UUID, recorded. */
   uuid(): Promise<string>;
+
+  /**
+   * Whether this execution takes the code path of patch `patchId`: true for new executions (the
+   * marker is recorded as a checkpoint) and for replays of histories that recorded it; false for
+   * replays of histories made before the patch, which go on down the old path. Check each patch id
+   * once per execution, at one place.
+   *
+   * @example
+   * if (await ctx.patched('fraud-check')) await ctx.step('fraud-check', () => fraud.check(order));
+   * await ctx.step('charge', () => payments.charge(order));
+   */
+  patched(patchId: string): Promise<boolean>;
+  /**
+   * Marks a patch whose old path is gone: once no history from before `patched(patchId)` is left
+   * unfinished, replace the check with this call (and keep only the new path), so histories that
+   * recorded the marker still replay. Remove it once those are finished too.
+   */
+  deprecatePatch(patchId: string): Promise<void>;
 
   /**
    * Sends a message to a workflow, exactly once: the message is stored in the same transaction as

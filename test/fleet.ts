@@ -1,90 +1,14 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { after, afterEach, describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, type EnqueueOptions, type WorkflowInfo } from '../src/index.js';
 import { cairnError } from './helpers/assertions.js';
 import type { Store, Target } from './helpers/targets.js';
 import { openEffects, STEPS, type Effects, type FleetConfig, type JobInput, type JobOutput, type StepOutput } from './fixtures/fleet-shared.js';
-import { spawnFixture } from './fixtures/spawn.js';
+import { until, Worker } from './helpers/worker.js';
 
-type WorkerEvent = { ev: string; pid?: number; executorId?: string; recovered?: string[]; level?: string; msg?: string; fields?: Record<string, unknown> };
-
-/** One worker process (test/fixtures/fleet-worker.ts), read through the JSON lines it prints. */
-class Worker {
-  readonly events: WorkerEvent[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private readonly child: ChildProcess;
-  private readonly listeners = new Set<() => void>();
-
-  constructor(store: Store, config: FleetConfig) {
-    this.child = spawnFixture('./fleet-worker.ts', store, { FLEET_CONFIG: JSON.stringify(config) });
-    let buffer = '';
-    this.child.stdout!.on('data', (d: Buffer) => {
-      buffer += d.toString();
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        if (line.startsWith('{')) this.events.push(JSON.parse(line) as WorkerEvent);
-        for (const l of this.listeners) l();
-      }
-    });
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  /** The first event `ev`, waiting for it up to `ms`. */
-  async next(ev: string, ms = 60_000): Promise<WorkerEvent> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = this.events.find((e) => e.ev === ev);
-      if (found) return found;
-      assert.ok(Date.now() < deadline, `worker ${this.pid} printed no '${ev}' within ${ms} ms`);
-      await new Promise<void>((resolve) => {
-        const l = () => (this.listeners.delete(l), resolve());
-        this.listeners.add(l);
-        setTimeout(l, 100);
-      });
-    }
-  }
-
-  logs(pattern: RegExp): WorkerEvent[] {
-    return this.events.filter((e) => e.ev === 'log' && pattern.test(e.msg ?? ''));
-  }
-
-  signal(signal: NodeJS.Signals): void {
-    this.child.kill(signal);
-  }
-
-  async stop(): Promise<void> {
-    this.child.kill('SIGCONT');
-    this.child.kill('SIGTERM');
-    const res = await this.exited;
-    assert.equal(res.code, 0, `worker ${this.pid} exited with ${res.code ?? res.signal}`);
-  }
-
-  /** Kills it if it still runs (cleanup after a failed test). */
-  dispose(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill('SIGCONT');
-      this.child.kill('SIGKILL');
-    }
-  }
-}
-
-/** Polls `check` every 50 ms until it holds, failing after `ms`. */
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 60_000): Promise<number> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    assert.ok(Date.now() < deadline, `timed out after ${ms} ms waiting until ${what}`);
-    await sleep(50);
-  }
-  return Date.now();
-}
+/** One worker process of this suite (test/fixtures/fleet-worker.ts). */
+const fleetWorker = (store: Store, config: FleetConfig): Worker => new Worker('./fleet-worker.ts', store, { FLEET_CONFIG: JSON.stringify(config) });
 
 const count = <T>(xs: T[], f: (x: T) => boolean): number => xs.reduce((n, x) => n + (f(x) ? 1 : 0), 0);
 
@@ -137,7 +61,7 @@ export function defineFleetSuite(target: Target): void {
     }
 
     function worker(store: Store, config: FleetConfig): Worker {
-      const w = new Worker(store, config);
+      const w = fleetWorker(store, config);
       workers.push(w);
       return w;
     }

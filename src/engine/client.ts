@@ -7,6 +7,8 @@ import type {
   ClientOptions,
   EnqueueOptions,
   ExecutorInfo,
+  VersionInfo,
+  WorkflowHistory,
   ListWorkflowsFilter,
   Logger,
   SendOptions,
@@ -314,6 +316,52 @@ export class Client implements HandleSource {
       alive: e.stoppedAt === null && e.heartbeatAt + e.leaseMs >= now,
       pending: e.pending,
     }));
+  }
+
+  /**
+   * Every app version seen, oldest first: by executors (live ones are counted), or stamped on
+   * PENDING workflows (counted too). A version with PENDING workflows and no live executor has
+   * work only a process of that version, or code whose replay matches it, can finish.
+   *
+   * @example
+   * for (const v of await engine.listVersions()) console.log(v.appVersion, v.executors, v.pending);
+   */
+  async listVersions(): Promise<VersionInfo[]> {
+    this.assertOpen('cannot list versions');
+    return (await this.provider.listVersions()).map((v) => ({
+      appVersion: v.appVersion,
+      executors: v.executors,
+      pending: v.pending,
+      firstSeenAt: new Date(v.firstSeenAt),
+      lastSeenAt: new Date(v.lastSeenAt),
+    }));
+  }
+
+  /**
+   * A workflow's history as plain JSON: its name, input and every checkpoint as stored. Commit
+   * histories of live workflows as fixtures and replay them with `checkReplay` from `cairn/testing`
+   * before deploying changed workflow code.
+   *
+   * @example
+   * writeFileSync(`test/histories/${id}.json`, JSON.stringify(await engine.exportHistory(id), null, 2));
+   */
+  async exportHistory(id: string): Promise<WorkflowHistory> {
+    assertName('workflow id', id);
+    this.assertOpen(`cannot export the history of workflow '${id}'`);
+    const row = await this.provider.getWorkflow(id);
+    if (!row) throw new WorkflowNotFoundError(id);
+    const steps = await this.provider.listSteps(id);
+    return {
+      format: 'cairn.history',
+      formatVersion: 1,
+      workflowId: row.id,
+      name: row.name,
+      status: row.status,
+      appVersion: row.appVersion,
+      input: row.input,
+      steps: steps.map((st) => ({ stepId: st.stepId, name: st.name, output: st.output, error: st.error, childId: st.childId })),
+      exportedAt: new Date().toISOString(),
+    };
   }
 
   /** Hook for the engine: workflows just cancelled that may be running in this process. */

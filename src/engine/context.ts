@@ -10,9 +10,11 @@ import {
   ExecutionSupersededError,
   InvalidArgumentError,
   NonDeterminismError,
+  RETURNED,
   WorkflowCancelledError,
   WorkflowNotFoundError,
 } from './errors.js';
+import { userCallSite } from './call-site.js';
 import { deserialize, deserializeError, roundTrip, serialize, serializeError } from './serialization.js';
 import { persist } from './persist.js';
 import { assertNotInStep } from './step-scope.js';
@@ -29,6 +31,29 @@ type Writer = (step: StepRow) => Promise<WriteOutcome>;
 /** What a recv's wait ends with (undefined: its timeout passed). */
 type RecvOutcome = CheckpointMiss | { kind: 'received'; body: string };
 
+/** The suffix of the row a wait records, under its negated step id, when it parks. */
+const DEADLINE = '.deadline';
+const PATCH = 'cairn.patch:';
+
+/** How an execution treats the history it replays, beyond returning its checkpoints. */
+export interface ReplayOptions {
+  /**
+   * Another app version recorded the workflow: once the replay reaches a call with no checkpoint,
+   * without diverging, the workflow is stamped with this version (the current one).
+   */
+  claimVersion?: string;
+  /** Replay only (checkReplay): nothing runs or is written; the replay stops at the first new call. */
+  probe?: ReplayProbe;
+}
+
+export interface ReplayProbe {
+  /** The replay met every completed checkpoint and reached a call with none. */
+  reachedEnd(): void;
+}
+
+/** Thrown into a workflow function replayed by checkReplay once its replay has reached the end. */
+export class ReplayStopped extends Error {}
+
 /**
  * The Context of one execution. Each call takes the next counter value synchronously, so calls
  * started together get ids in call order on every replay. A call whose checkpoint exists returns
@@ -44,6 +69,18 @@ export class WorkflowContext implements Context {
   private busy = 0;
   /** Set by `release`: the reason to stop with as soon as the execution is parked. */
   private releasing: unknown;
+  /** Set when a call did not match the history: the execution stops, and writes nothing more. */
+  diverged: NonDeterminismError | undefined;
+  /** The highest step id with a completed checkpoint. */
+  private lastRecorded = 0;
+  /** The highest step id the history mentions, waits parked (negated ids) included. */
+  private replayEnd = 0;
+  /** While a new call may still sit among recorded ones: new calls are checked against the history. */
+  private checking = false;
+  private claimVersion: string | undefined;
+  private readonly probe: ReplayProbe | undefined;
+  /** Patch ids checked in this execution, with the step at which each was. */
+  private patches: Map<string, number> | undefined;
 
   constructor(
     private readonly core: EngineCore,
@@ -53,7 +90,27 @@ export class WorkflowContext implements Context {
     private readonly cancellation: ExecutionSignal,
     /** The workflow's recovery count when this execution began; progress resets it. */
     private recoveriesWithoutProgress = 0,
-  ) {}
+    options: ReplayOptions = {},
+  ) {
+    this.claimVersion = options.claimVersion;
+    this.probe = options.probe;
+    if (replay) this.measure(replay);
+  }
+
+  /** Reads the bounds of a history: its last completed checkpoint and the last step it mentions. */
+  private measure(replay: Map<number, StepRow>): void {
+    for (const id of replay.keys()) {
+      if (id > this.lastRecorded) this.lastRecorded = id;
+      if (Math.abs(id) > this.replayEnd) this.replayEnd = Math.abs(id);
+    }
+    // A workflow another version recorded is checked up to its first new call, which claims it.
+    this.checking = this.replayEnd > this.counter || this.claimVersion !== undefined;
+  }
+
+  /** Context calls made so far (the counter). */
+  get calls(): number {
+    return this.counter;
+  }
 
   get signal(): AbortSignal {
     return this.cancellation.signal;
@@ -129,7 +186,7 @@ export class WorkflowContext implements Context {
    * caller's promise and one queue entry: no async frame or timer of its own.
    */
   private napUntil(wakeAt: () => Promise<StepResult<number>>, resolve: () => void, reject: (reason: unknown) => void): void {
-    this.checkpoint('cairn.sleep', wakeAt).then((at) => alarm(at, this.cancellation, resolve, reject), reject);
+    this.checkpoint('cairn.sleep', wakeAt).then((at) => (this.probe ? resolve() : alarm(at, this.cancellation, resolve, reject)), reject);
   }
 
   now(): Promise<Date> {
@@ -145,6 +202,41 @@ export class WorkflowContext implements Context {
   uuid(): Promise<string> {
     this.enter('uuid');
     return this.checkpoint('cairn.uuid', computed(() => randomUUID()));
+  }
+
+  patched(patchId: string): Promise<boolean> {
+    this.enter('patched');
+    const name = this.patchName(patchId);
+    const stepId = this.counter + 1;
+    const recorded = this.replay?.get(stepId);
+    // A history made before the patch holds another checkpoint here (or a wait parked here, or a
+    // call still in flight): it takes the old path, and the marker takes no counter value.
+    if (recorded ? recorded.name !== name : this.replay?.has(-stepId) || (this.checking && stepId < this.lastRecorded)) {
+      return Promise.resolve(false);
+    }
+    return this.checkpoint(name, computed(() => true));
+  }
+
+  async deprecatePatch(patchId: string): Promise<void> {
+    this.enter('deprecatePatch');
+    const name = this.patchName(patchId);
+    // Histories made with the patch hold its marker here: step over it. Others have none.
+    if (this.replay?.get(this.counter + 1)?.name === name) this.next();
+  }
+
+  /** The checkpoint name of a patch marker, after checking the id and that it is checked once per execution. */
+  private patchName(patchId: unknown): string {
+    const id = assertName('patch id', patchId);
+    this.patches ??= new Map();
+    const at = this.patches.get(id);
+    if (at !== undefined) {
+      throw new InvalidArgumentError(
+        'patchId',
+        `patch '${id}' was already checked at step ${at} of workflow '${this.workflowId}'; check each patch id at one place in a workflow, once per execution`,
+      );
+    }
+    this.patches.set(id, this.counter + 1);
+    return `${PATCH}${id}`;
   }
 
   async send(destinationId: string, message: unknown, topic?: string): Promise<void> {
@@ -170,6 +262,17 @@ export class WorkflowContext implements Context {
       const recorded = this.replay?.get(stepId);
       if (recorded) return resolve(this.adopt<T | null>(stepId, 'cairn.recv', recorded));
       this.assertRunnable('cairn.recv');
+      if (this.checking) {
+        this.beforeNew(stepId, 'cairn.recv').then(() => this.awaitMessage<T>(stepId, t, timeoutMs, resolve, reject), reject);
+      } else {
+        this.awaitMessage<T>(stepId, t, timeoutMs, resolve, reject);
+      }
+    });
+  }
+
+  /** The wait of a recv with no checkpoint: a message, or the recorded null once its deadline passes. */
+  private awaitMessage<T>(stepId: number, t: string, timeoutMs: number, resolve: (v: T | null | Promise<T | null>) => void, reject: (e: unknown) => void): void {
+    {
       const startedAt = Date.now();
       const deadline = this.recordedDeadline(stepId, 'cairn.recv') ?? startedAt + timeoutMs;
       const id = this.workflowId;
@@ -190,7 +293,7 @@ export class WorkflowContext implements Context {
         (got) => resolve(this.received<T>(got, stepId, startedAt)),
         reject,
       );
-    });
+    }
   }
 
   /** The end of a recv: the message, or the recorded null of its timeout, or why it stopped. */
@@ -279,6 +382,7 @@ export class WorkflowContext implements Context {
     const recorded = this.replay?.get(stepId);
     if (recorded) return this.core.handle<O>(this.adopt<string>(stepId, name, recorded));
     this.assertRunnable(name);
+    if (this.checking) await this.beforeNew(stepId, name);
     if (this.core.leaseLapsed()) await this.confirmOwnership();
     const childId = given ?? `${this.workflowId}-${stepId}`;
     const startedAt = Date.now();
@@ -318,6 +422,7 @@ export class WorkflowContext implements Context {
    * workflow cannot carry on past a step it could not record.
    */
   private async write<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.diverged) throw this.diverged;
     if (this.interrupted) throw this.interrupted;
     this.busyStart();
     try {
@@ -354,7 +459,7 @@ export class WorkflowContext implements Context {
     const recorded = this.replay?.get(stepId);
     if (recorded) return this.adopt<T>(stepId, name, recorded);
     this.assertRunnable(name);
-
+    if (this.checking) await this.beforeNew(stepId, name);
     if (this.core.leaseLapsed()) await this.confirmOwnership();
     const startedAt = Date.now();
     let result: StepResult<T>;
@@ -423,14 +528,14 @@ export class WorkflowContext implements Context {
    */
   private recordedDeadline(stepId: number, name: string): number | undefined {
     const row = this.replay?.get(-stepId);
-    return row && row.name === `${name}.deadline` ? deserialize<number>(row.output, `the deadline of step ${stepId} of workflow '${this.workflowId}'`) : undefined;
+    return row && row.name === `${name}${DEADLINE}` ? deserialize<number>(row.output, `the deadline of step ${stepId} of workflow '${this.workflowId}'`) : undefined;
   }
 
   /** Records a wait's deadline as it parks (once; a replayed wait already has it). */
   private async holdDeadline(stepId: number, name: string, deadline: number, startedAt: number): Promise<void> {
     if (this.replay?.has(-stepId)) return;
     const step: StepRow = {
-      stepId: -stepId, name: `${name}.deadline`, output: serialize(deadline, 'deadline'), error: null, childId: null, attempts: 1, startedAt, completedAt: Date.now(),
+      stepId: -stepId, name: `${name}${DEADLINE}`, output: serialize(deadline, 'deadline'), error: null, childId: null, attempts: 1, startedAt, completedAt: Date.now(),
     };
     // A miss (cancelled, or recorded by a racing execution) changes nothing: the wait itself sees it.
     await this.write(() => this.core.provider.recordStep(this.workflowId, step, this.core.executorId));
@@ -477,7 +582,7 @@ export class WorkflowContext implements Context {
 
   /** Returns (or rethrows) a recorded checkpoint, after checking it belongs to this call. */
   private adopt<T>(stepId: number, name: string, row: StepRow): T {
-    if (row.name !== name) throw new NonDeterminismError(this.workflowId, stepId, row.name, name);
+    if (row.name !== name) throw this.diverge(stepId, row.name, name);
     const what = `the recorded outcome of step ${stepId} ('${name}') of workflow '${this.workflowId}'`;
     if (row.error !== null) throw deserializeError(row.error, what);
     return deserialize<T>(row.output, what);
@@ -487,6 +592,62 @@ export class WorkflowContext implements Context {
   private async catchUp(): Promise<void> {
     const rows = await this.core.provider.listSteps(this.workflowId);
     this.replay = new Map(rows.map((r) => [r.stepId, r]));
+    this.measure(this.replay);
+  }
+
+  /**
+   * The checks a call with no checkpoint passes while the history may still hold later ones, before
+   * it runs or writes anything. A wait of another name parked here in the recorded execution is a
+   * divergence. A call in a hole (later checkpoints exist: calls made together with this one
+   * finished first) waits a turn, so a divergence among its siblings stops it before it runs.
+   * Past the last completed checkpoint the replay has held: a workflow another version recorded
+   * is stamped with this one. The first part runs synchronously, within the caller's call.
+   */
+  private async beforeNew(stepId: number, name: string): Promise<void> {
+    const parked = this.replay?.get(-stepId);
+    if (parked && parked.name !== `${name}${DEADLINE}`) throw this.diverge(stepId, parked.name.slice(0, -DEADLINE.length), name);
+    if (this.probe) {
+      // Nothing runs in a probe: a call inside the history never returns (its siblings go on being
+      // checked); the first call past it ends the replay.
+      if (stepId < this.lastRecorded) return new Promise<void>(() => undefined);
+      this.probe.reachedEnd();
+      throw new ReplayStopped(`the replay of workflow '${this.workflowId}' reached step ${stepId}, which it has no checkpoint for`);
+    }
+    if (stepId < this.lastRecorded && !parked) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.diverged) throw this.diverged;
+      return;
+    }
+    if (stepId > this.lastRecorded && this.claimVersion !== undefined) {
+      const version = this.claimVersion;
+      this.claimVersion = undefined;
+      await this.write(() => this.core.provider.setAppVersion(this.workflowId, version, this.core.executorId));
+    }
+    if (stepId >= this.replayEnd) this.checking = false;
+  }
+
+  /**
+   * A call did not match the history. The first divergence is kept, with the call site of the
+   * workflow code that made the call; the signal aborts so step bodies in flight can stop, and no
+   * later call runs or writes anything.
+   */
+  private diverge(stepId: number, recordedName: string, calledName: string): NonDeterminismError {
+    if (!this.diverged) {
+      this.diverged = new NonDeterminismError(this.workflowId, stepId, recordedName, calledName, calledName === RETURNED ? undefined : userCallSite());
+      this.cancellation.abort(this.diverged);
+    }
+    return this.diverged;
+  }
+
+  /**
+   * Once the function has ended: the divergence met, or one if it ended before reaching checkpoints
+   * its history holds (code that dropped steps the recorded execution had made).
+   */
+  divergence(): NonDeterminismError | undefined {
+    if (this.diverged || this.counter >= this.lastRecorded) return this.diverged;
+    let next = this.counter + 1;
+    while (!this.replay?.has(next)) next++;
+    return this.diverge(next, this.replay.get(next)!.name, RETURNED);
   }
 
   /** Why the workflow is no longer PENDING, as the error its function sees. */

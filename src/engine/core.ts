@@ -1,5 +1,6 @@
 import type { Provider } from '../providers/provider.js';
 import type { Logger, WorkflowHandle } from '../types.js';
+import type { NonDeterminismError } from './errors.js';
 import type { Waits } from './waits.js';
 
 export interface ChildStart {
@@ -30,6 +31,11 @@ export interface EngineCore {
   /** Stores a child workflow (or finds it under its id) and runs it here when new. */
   startChild(start: ChildStart): Promise<void>;
   handle<O>(id: string): WorkflowHandle<O>;
+  /**
+   * An execution's replay diverged from its workflow's history: report it, and hand the workflow
+   * back under `recordedVersion` (undefined: this engine's version recorded it). Never throws.
+   */
+  diverged(id: string, err: NonDeterminismError, recordedVersion: string | null | undefined): Promise<void>;
   awaitResult(id: string): Promise<unknown>;
   /** Waits for an event; undefined after the deadline. `parking` runs once, when the first look finds none. */
   waitForEvent(workflowId: string, key: string, deadline: number, signal?: AbortSignal, parking?: () => Promise<void>): Promise<string | undefined>;

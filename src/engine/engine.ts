@@ -12,6 +12,7 @@ import type {
   EngineOptions,
   ForkOptions,
   QueueOptions,
+  RetryWorkflowOptions,
   ScheduledInput,
   ScheduleOptions,
   StartArgs,
@@ -23,12 +24,20 @@ import type {
 } from '../types.js';
 import { Client, openDatabase, type Opened } from './client.js';
 import type { ChildStart, EngineCore } from './core.js';
-import { EngineClosedError, InvalidArgumentError, UnknownWorkflowError, WorkflowCancelledError, WorkflowNotFoundError } from './errors.js';
+import {
+  EngineClosedError,
+  InvalidArgumentError,
+  type NonDeterminismError,
+  UnknownWorkflowError,
+  WorkflowCancelledError,
+  WorkflowNotFoundError,
+} from './errors.js';
 import { Execution, type ExecutionSpec, type Outcome } from './execution.js';
 import { Handle } from './handle.js';
+import { persist } from './persist.js';
 import { newWorkflowId } from './ids.js';
 import { resultOf } from './info.js';
-import { Registry, type Registration } from './registry.js';
+import { Registry, rememberWorkflow, type Registration } from './registry.js';
 import { roundTrip } from './serialization.js';
 import { assertDuration, assertInt32, assertName, assertOptions, assertPositiveInteger } from './validate.js';
 
@@ -58,6 +67,8 @@ export class Engine extends Client {
   private readonly registry: Registry;
   private readonly maxRecoveryAttempts: number;
   private readonly running = new Map<string, Execution>();
+  /** Workflows whose replay diverged here: this process leaves them to code that matches them. */
+  private readonly divergedHere = new Set<string>();
   private readonly runningByQueue = new Map<string, number>();
   private readonly queues = new Map<string, Queue>();
   private readonly dispatchers: Dispatcher[] = [];
@@ -85,6 +96,7 @@ export class Engine extends Client {
       if (options.executorId !== undefined) assertName('executorId', options.executorId);
       else if (process.env.CAIRN_EXECUTOR_ID !== undefined) assertName('CAIRN_EXECUTOR_ID', process.env.CAIRN_EXECUTOR_ID);
       if (options.appVersion !== undefined) assertName('appVersion', options.appVersion);
+      else if (process.env.CAIRN_APP_VERSION !== undefined) assertName('CAIRN_APP_VERSION', process.env.CAIRN_APP_VERSION);
       assertPositiveInteger('maxRecoveryAttempts', options.maxRecoveryAttempts ?? 50);
       lease = leaseOptions(options);
     }
@@ -102,7 +114,7 @@ export class Engine extends Client {
   private constructor(opened: Opened, options: EngineOptions, lease: { leaseMs: number; heartbeatMs: number }) {
     super(opened);
     this.executorId = options.executorId ?? process.env.CAIRN_EXECUTOR_ID ?? defaultExecutorId();
-    this.registry = new Registry(options.appVersion);
+    this.registry = new Registry(options.appVersion ?? process.env.CAIRN_APP_VERSION);
     this.maxRecoveryAttempts = options.maxRecoveryAttempts ?? 50;
     this.fleet = new Fleet({
       provider: this.provider,
@@ -113,6 +125,7 @@ export class Engine extends Client {
       maxRecoveryAttempts: this.maxRecoveryAttempts,
       appVersion: () => this.registry.knownVersion(),
       names: () => this.registry.names(),
+      exclude: () => [...this.divergedHere],
       adopted: async (result) => void (await this.runAdopted(result)),
     });
     const engine = this;
@@ -134,6 +147,7 @@ export class Engine extends Client {
       },
       startChild: (start) => this.startChild(start),
       handle: (id) => new Handle(this, id),
+      diverged: (id, err, recordedVersion) => this.diverged(id, err, recordedVersion),
       awaitResult: (id) => this.awaitResult(id),
       waitForEvent: (workflowId, key, deadline, signal, parking) => this.waitForEvent(workflowId, key, deadline, signal, parking),
     };
@@ -176,12 +190,19 @@ export class Engine extends Client {
    */
   workflow<I, O>(name: string, fn: WorkflowFunction<I, O>): Workflow<I, O> {
     const reg = this.registry.register(name, fn);
-    return {
+    const workflow: Workflow<I, O> = {
       name,
       start: (...[input, options]: StartArgs<I>) => this.start<O>(reg, input, options),
       run: async (...[input, options]: StartArgs<I>) => (await this.start<O>(reg, input, options)).result(),
       handle: (id) => this.handle<O>(id),
     };
+    rememberWorkflow(workflow, reg);
+    return workflow;
+  }
+
+  /** @internal The workflow registered here under `name` (checkReplay). */
+  registered(name: string): Registration | undefined {
+    return this.registry.get(name);
   }
 
   /**
@@ -440,10 +461,12 @@ export class Engine extends Client {
   }
 
   /**
-   * Resumes every PENDING workflow of this executor and app version from its checkpoints, and
-   * adopts at once this executor's share of the work of dead executors (on this host, a crashed
-   * predecessor is found by its pid; elsewhere by its lapsed lease). Each recovery is counted; after `maxRecoveryAttempts` recoveries without progress a workflow
-   * is parked in MAX_RECOVERY_ATTEMPTS_EXCEEDED. A workflow whose name is not registered here is
+   * Resumes every PENDING workflow of this executor from its checkpoints, and adopts at once this
+   * executor's share of the work of dead executors and of workflows nobody owns (on this host, a
+   * crashed predecessor is found by its pid; elsewhere by its lapsed lease). A workflow another app
+   * version recorded runs here too: its replay decides (see docs/versions.md). Each recovery is
+   * counted; after `maxRecoveryAttempts` recoveries without progress a workflow is parked in
+   * MAX_RECOVERY_ATTEMPTS_EXCEEDED. A workflow whose name is not registered here is
    * left as it is, and its handle's `result()` rejects with UnknownWorkflowError.
    *
    * @example
@@ -453,11 +476,12 @@ export class Engine extends Client {
    */
   async recover(): Promise<WorkflowHandle[]> {
     this.assertOpen('cannot recover');
+    // Work begins: the app version is fixed now, so the fleet adopts under it.
+    this.registry.appVersion();
     const claim = await this.provider.claimForRecovery(
       this.executorId,
-      this.appVersion,
       this.registry.names(),
-      [...this.running.keys()],
+      [...this.running.keys(), ...this.divergedHere],
       this.maxRecoveryAttempts,
     );
     const handles: WorkflowHandle[] = [];
@@ -508,15 +532,49 @@ export class Engine extends Client {
     return handles;
   }
 
-  /** Runs a stored PENDING workflow here from its checkpoints (recovery, resume, a rerun after interruption). */
+  /**
+   * Runs a stored PENDING workflow here from its checkpoints (recovery, adoption, resume, a rerun
+   * after interruption). One recorded by another app version runs too: its replay decides.
+   */
   private resumeExecution(row: ClaimedWorkflow, replay: StepRow[], retries = 0, slotTaken = false): Promise<Outcome> {
     const reg = this.registry.get(row.name)!;
-    return this.execute(
-      { id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts, replay },
-      row.queue,
-      retries,
-      slotTaken,
+    const spec: ExecutionSpec = {
+      id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts, replay,
+    };
+    const version = this.appVersion;
+    if (row.appVersion !== version) {
+      spec.recordedVersion = row.appVersion;
+      spec.claimVersion = version;
+    }
+    return this.execute(spec, row.queue, retries, slotTaken);
+  }
+
+  /**
+   * A replay here diverged from the workflow's history: nothing past the divergence ran or was
+   * recorded. The workflow is handed back, unowned and under the version that recorded it, so an
+   * executor running matching code adopts it; this process does not take it again.
+   */
+  private async diverged(id: string, err: NonDeterminismError, recordedVersion: string | null | undefined): Promise<void> {
+    this.divergedHere.add(id);
+    const appVersion = this.appVersion;
+    const recorded = recordedVersion === undefined ? appVersion : recordedVersion;
+    this.logger.warn(
+      {
+        workflowId: id, stepId: err.stepId, recordedName: err.recordedName, calledName: err.calledName, callSite: err.callSite,
+        recordedVersion: recorded, appVersion,
+      },
+      `workflow '${id}' stays PENDING for code of version ${recorded ?? '(none)'}: its replay on version ${appVersion} diverged. ${err.message}`,
     );
+    try {
+      await persist(
+        () => this.provider.releaseWorkflow(id, this.executorId, recorded),
+        `handing back workflow '${id}'`,
+        this.logger,
+        () => this.closed,
+      );
+    } catch (e) {
+      this.logger.error({ err: e, workflowId: id }, 'could not hand back a workflow whose replay diverged; it stays with this executor until it stops');
+    }
   }
 
   protected override cancelled(id: string, ids: string[], reason: Error): void {
@@ -544,6 +602,52 @@ export class Engine extends Client {
     await this.running.get(id)?.done;
     const row = await this.provider.resumeWorkflow(id, this.executorId, this.appVersion, Date.now());
     if (row?.status === 'PENDING' && !this.running.has(id)) void this.resumeExecution(row, await this.provider.listSteps(id));
+    return new Handle<O>(this, id);
+  }
+
+  /**
+   * Runs a failed or cancelled workflow (ERROR, CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED) again,
+   * under its own id, in this process: checkpoints before `fromStep` are kept and returned as
+   * recorded; those from `fromStep` on are dropped, with the events and stream entries their steps
+   * wrote, and run again. By default it starts at the failed step: the last step whose checkpoint
+   * holds an error, or, when none does, just past the last checkpoint (so only the code after it
+   * runs again). The fix-the-bug path: deploy the fix, then retry.
+   *
+   * Children started and messages received from `fromStep` on are not undone: a retried
+   * `startChild` with the same id attaches to the child already there.
+   *
+   * @example
+   * await engine.retry('order-D1');                  // from the step that failed
+   * await engine.retry('order-D1', { fromStep: 2 }); // steps 2 and later run again
+   */
+  async retry<O = unknown>(id: string, options?: RetryWorkflowOptions): Promise<WorkflowHandle<O>> {
+    assertName('workflow id', id);
+    assertOptions('retry options', options);
+    const requested = options?.fromStep === undefined ? undefined : assertPositiveInteger('fromStep', options.fromStep);
+    this.assertOpen(`cannot retry workflow '${id}'`);
+    const before = await this.provider.getWorkflow(id);
+    if (!before) throw new WorkflowNotFoundError(id);
+    if (!RESUMABLE.has(before.status)) throw notRetryable(id, before.status);
+    const reg = this.registry.get(before.name);
+    if (!reg) throw new UnknownWorkflowError(before.name, id);
+    const steps = await this.provider.listSteps(id);
+    const last = steps.reduce((max, s) => Math.max(max, s.stepId), 0);
+    if (requested !== undefined && requested > last + 1) {
+      throw new InvalidArgumentError(
+        'fromStep',
+        `fromStep ${requested} is past the end of workflow '${id}': it has ${last === 0 ? 'no checkpoint' : `checkpoints up to step ${last}`}, so fromStep may be 1 to ${last + 1}`,
+      );
+    }
+    const fromStep = requested ?? failedStep(steps, last);
+    // A cancelled execution still unwinding here must end before the row is PENDING again.
+    await this.running.get(id)?.done;
+    const row = await this.provider.retryWorkflow(id, fromStep, this.executorId, this.appVersion, Date.now());
+    if (!row) {
+      const now = await this.provider.getWorkflow(id);
+      if (!now) throw new WorkflowNotFoundError(id);
+      throw notRetryable(id, now.status);
+    }
+    if (!this.running.has(id)) void this.resumeExecution(row, steps.filter((s) => s.stepId < fromStep && s.stepId > -fromStep));
     return new Handle<O>(this, id);
   }
 
@@ -713,3 +817,16 @@ function settle(outcome: Exclude<Outcome, { kind: 'abandoned' }>): unknown {
   throw outcome.error;
 }
 
+/** The step a retry starts from by default: the last one that recorded an error, else the one after the last checkpoint. */
+function failedStep(steps: StepRow[], last: number): number {
+  let failed = 0;
+  for (const s of steps) if (s.stepId > failed && s.error !== null) failed = s.stepId;
+  return failed > 0 ? failed : last + 1;
+}
+
+function notRetryable(id: string, status: WorkflowStatus): InvalidArgumentError {
+  return new InvalidArgumentError(
+    'id',
+    `workflow '${id}' is ${status}; retry runs a workflow that ended ERROR, CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED (cancel a running one first)`,
+  );
+}

@@ -64,20 +64,31 @@ export class InvalidArgumentError extends CairnError {
   }
 }
 
-/** The checkpoint recorded at a counter has another name than the call replayed there. */
+/**
+ * A replay met a checkpoint recorded under another name than the call the code now makes at that
+ * position (or the code returned before reaching checkpoints it had recorded). `stepId` counts as
+ * `listSteps` shows it; `callSite` is the line of the workflow's code that made the call, when the
+ * call was made from it.
+ */
 export class NonDeterminismError extends CairnError {
   constructor(
     readonly workflowId: string,
     readonly stepId: number,
     readonly recordedName: string,
     readonly calledName: string,
+    readonly callSite?: string,
   ) {
     super(
       ERROR_CODES.NonDeterminismError,
-      `workflow '${workflowId}' is not deterministic: step ${stepId} was recorded as '${recordedName}' but this execution called '${calledName}' there`,
+      `workflow '${workflowId}' diverged from its history: step ${stepId} was recorded as '${recordedName}' but this code ` +
+        (calledName === RETURNED ? 'returned before reaching it' : `called '${calledName}' there`) +
+        (callSite === undefined ? '' : ` (at ${callSite})`),
     );
   }
 }
+
+/** The calledName of a divergence where the workflow function returned before a recorded step. */
+export const RETURNED = '(returned)';
 
 /** A workflow id is already taken by a workflow of another name. */
 export class WorkflowConflictError extends CairnError {

@@ -1,8 +1,9 @@
 import type { StepRow, WorkflowRow } from '../providers/provider.js';
 import type { WorkflowFunction } from '../types.js';
-import { WorkflowContext } from './context.js';
+import { WorkflowContext, type ReplayOptions } from './context.js';
 import type { EngineCore } from './core.js';
-import { EngineClosedError, ExecutionSupersededError, WorkflowTimeoutError } from './errors.js';
+import type { NonDeterminismError} from './errors.js';
+import { CairnError, EngineClosedError, ExecutionSupersededError, WorkflowTimeoutError } from './errors.js';
 import { persist } from './persist.js';
 import { deserialize, deserializeError, roundTrip, serializeError } from './serialization.js';
 import { runOutsideStep } from './step-scope.js';
@@ -29,6 +30,10 @@ export interface ExecutionSpec {
   recoveryAttempts: number;
   /** Checkpoints to replay; null for a fresh execution, which reads nothing before its steps. */
   replay: StepRow[] | null;
+  /** The app version that recorded the workflow, when it is not this engine's (a replay across versions). */
+  recordedVersion?: string | null;
+  /** This engine's app version, stamped on the workflow once a replay across versions holds. */
+  claimVersion?: string;
 }
 
 /** One attempt at running a workflow function to completion in this process. */
@@ -50,6 +55,16 @@ export class Execution {
   /** Another execution finished or adopted the workflow: this one ends without writing anything. */
   private superseded(err: ExecutionSupersededError): Outcome {
     this.core.logger.warn({ workflowId: this.id, status: err.status, adoptedBy: err.adoptedBy }, `execution superseded: ${err.message}`);
+    return { kind: 'abandoned', reason: err };
+  }
+
+  /**
+   * The code's calls did not match the workflow's history: nothing was run or recorded past the
+   * divergence, and the workflow is handed back, PENDING under the version that recorded it, for
+   * code that matches it (an older process, or a fixed deploy).
+   */
+  private async diverged(spec: ExecutionSpec, err: NonDeterminismError): Promise<Outcome> {
+    await this.core.diverged(spec.id, err, spec.recordedVersion);
     return { kind: 'abandoned', reason: err };
   }
 
@@ -86,7 +101,8 @@ export class Execution {
 
   private async execute(spec: ExecutionSpec): Promise<Outcome> {
     const replay = spec.replay && new Map(spec.replay.map((r) => [r.stepId, r]));
-    const ctx = new WorkflowContext(this.core, spec.id, replay, this.cancellation, spec.recoveryAttempts);
+    const options: ReplayOptions = spec.claimVersion === undefined ? {} : { claimVersion: spec.claimVersion };
+    const ctx = new WorkflowContext(this.core, spec.id, replay, this.cancellation, spec.recoveryAttempts, options);
     this.ctx = ctx;
     if (this.releasing !== undefined) ctx.release(this.releasing);
     let status: 'SUCCESS' | 'ERROR';
@@ -106,11 +122,19 @@ export class Execution {
       ({ text: output, value } = roundTrip(returned, `the output of workflow '${spec.id}'`));
       status = 'SUCCESS';
     } catch (err) {
+      if (ctx.diverged) return this.diverged(spec, ctx.diverged);
       if (err instanceof EngineClosedError) return { kind: 'abandoned', reason: err };
       if (err instanceof ExecutionSupersededError) return this.superseded(err);
+      // A failure of Cairn's own (a corrupt checkpoint, a bad argument) is the outcome as it is.
+      const diverged = err instanceof CairnError ? undefined : ctx.divergence();
+      if (diverged) return this.diverged(spec, diverged);
       status = 'ERROR';
       error = serializeError(err);
       value = deserializeError(error);
+    }
+    if (status === 'SUCCESS') {
+      const diverged = ctx.divergence();
+      if (diverged) return this.diverged(spec, diverged);
     }
     // Past the close deadline, or after the database kept failing, the outcome is not the workflow's own.
     if (this.core.closed) return { kind: 'abandoned', reason: new EngineClosedError(`workflow '${spec.id}' was abandoned`) };

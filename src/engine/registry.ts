@@ -8,6 +8,17 @@ export interface Registration {
   fn: WorkflowFunction<unknown, unknown>;
 }
 
+/** The registration behind each Workflow object an engine returned (read by checkReplay). */
+const byWorkflow = new WeakMap<object, Registration>();
+
+export function rememberWorkflow(workflow: object, reg: Registration): void {
+  byWorkflow.set(workflow, reg);
+}
+
+export function registrationOf(workflow: unknown): Registration | undefined {
+  return typeof workflow === 'object' && workflow !== null ? byWorkflow.get(workflow) : undefined;
+}
+
 /**
  * The workflows this process can run. When no appVersion is given, the version is a hash of the
  * registered sources, fixed the first time it is needed; registering later would change it under

@@ -15,6 +15,8 @@ export interface FleetHost {
    */
   appVersion(): string | undefined;
   names(): string[];
+  /** Workflows this executor must not adopt: those whose replay diverged here. */
+  exclude(): string[];
   /** Runs what a heartbeat adopted here (resumed from its checkpoints). */
   adopted(result: AdoptResult): Promise<void>;
 }
@@ -115,7 +117,9 @@ export class Fleet {
     const { provider, logger, executorId } = this.host;
     const sentAt = Date.now();
     const appVersion = this.host.appVersion();
-    const fleet = await provider.heartbeat(executorId, this.me.hostKey, appVersion ?? null);
+    const names = this.host.names();
+    const exclude = this.host.exclude();
+    const fleet = await provider.heartbeat(executorId, this.me.hostKey, appVersion ?? null, { names, exclude });
     if (!fleet.registered) await this.register();
     else this.lastBeat = sentAt;
     const gone = fleet.neighbours.filter((n) => neighbourGone(this.me, n)).map((n) => n.id);
@@ -124,12 +128,12 @@ export class Fleet {
       logger.info({ executorId, stopped: gone }, 'executors on this host whose process is gone were marked stopped');
     }
     const dead = [...new Set([...fleet.dead, ...gone])];
-    if (dead.length === 0 || this.stopped || appVersion === undefined) return undefined;
+    if ((dead.length === 0 && fleet.unowned === 0) || this.stopped || appVersion === undefined) return undefined;
     const result = await provider.adoptWorkflows({
       executorId,
-      appVersion,
-      names: this.host.names(),
+      names,
       from: dead,
+      exclude,
       // Executors just found gone may have been counted live by the heartbeat.
       live: Math.max(1, fleet.live - gone.length),
       maxAttempts: this.host.maxRecoveryAttempts,
@@ -137,7 +141,7 @@ export class Fleet {
     if (result.claimed.length + result.parked.length + result.requeued > 0) {
       logger.info(
         { executorId, from: dead, adopted: result.claimed.length, parked: result.parked.length, requeued: result.requeued },
-        'adopted the unfinished workflows of dead executors',
+        'adopted the unfinished workflows of dead executors, or workflows nobody ran',
       );
     }
     return result;

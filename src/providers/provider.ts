@@ -79,7 +79,8 @@ export interface ClaimRequest {
  * with recovery attempts was run before (its executor died and it went back to its queue), so it
  * has checkpoints to replay.
  */
-export type ClaimedWorkflow = Pick<WorkflowRow, 'id' | 'name' | 'input' | 'queue' | 'deadlineAt' | 'recoveryAttempts'>;
+/** A claimed workflow; `appVersion` is the version that recorded it when it ran before (a requeued orphan). */
+export type ClaimedWorkflow = Pick<WorkflowRow, 'id' | 'name' | 'input' | 'queue' | 'appVersion' | 'deadlineAt' | 'recoveryAttempts'>;
 
 export interface ClaimResult {
   claimed: ClaimedWorkflow[];
@@ -173,6 +174,12 @@ export interface ExecutorRow {
   stoppedAt: number | null;
 }
 
+/** Which unowned workflows an executor could adopt: those of these names, less those ids. */
+export interface Adoptable {
+  names: string[];
+  exclude: string[];
+}
+
 /** What one heartbeat learns about the fleet. */
 export interface HeartbeatResult {
   /** False when this executor's row was gone (deleted by hand): it must register again. */
@@ -183,14 +190,31 @@ export interface HeartbeatResult {
   dead: string[];
   /** Executors on this host (same host key) that have not stopped, with their pids. */
   neighbours: Array<{ id: string; pid: number; startedAt: number }>;
+  /**
+   * PENDING workflows no executor owns (handed back after their replay diverged somewhere) that this
+   * executor could adopt: of the names it registers, less the ones it handed back itself.
+   */
+  unowned: number;
+}
+
+/** An app version as `listVersions` reports it. */
+export interface VersionRow {
+  appVersion: string;
+  /** Live executors running it. */
+  executors: number;
+  /** PENDING workflows recorded by it. */
+  pending: number;
+  firstSeenAt: number;
+  lastSeenAt: number;
 }
 
 export interface AdoptRequest {
   executorId: string;
-  appVersion: string;
   names: string[];
-  /** The dead executors to adopt from. */
+  /** The dead executors to adopt from (unowned workflows are adopted too). */
   from: string[];
+  /** Workflows not to adopt: those whose replay already diverged here. */
+  exclude: string[];
   /** Live executors sharing the work: this call adopts about 1/live of what is adoptable. */
   live: number;
   maxAttempts: number;
@@ -291,6 +315,13 @@ export interface Provider {
    */
   resumeWorkflow(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined>;
   /**
+   * Like resumeWorkflow, and in the same transaction drops the checkpoints from `fromStep` on (wait
+   * deadlines under negated ids too), with the events and stream entries those steps wrote, so the
+   * workflow runs again from that step under its own id. Returns the row after the call, or
+   * undefined when the workflow was not CANCELLED, ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED.
+   */
+  retryWorkflow(id: string, fromStep: number, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined>;
+  /**
    * Inserts `row` as a new PENDING workflow and copies the checkpoints of `sourceId` below
    * `fromStep`, in one transaction. Returns null when inserted, or the row already under that id.
    */
@@ -368,22 +399,34 @@ export interface Provider {
   listStepsOf(workflowIds: string[]): Promise<Map<string, StepRow[]>>;
 
   /**
-   * Counts one more recovery attempt on every PENDING workflow of this executor and version
-   * whose name is in `names` (parking those past `maxAttempts`), in one statement.
+   * Counts one more recovery attempt on every PENDING workflow of this executor, of any app
+   * version, whose name is in `names` and id not in `exclude` (parking those past `maxAttempts`),
+   * in one statement.
    */
-  claimForRecovery(executorId: string, appVersion: string, names: string[], exclude: string[], maxAttempts: number): Promise<RecoveryClaim>;
+  claimForRecovery(executorId: string, names: string[], exclude: string[], maxAttempts: number): Promise<RecoveryClaim>;
+  /**
+   * Hands a PENDING workflow this executor owns back, unowned and under `appVersion` (the version
+   * that recorded it), without counting the recovery that claimed it: its replay diverged here.
+   * False when it was not this executor's PENDING workflow any more.
+   */
+  releaseWorkflow(id: string, owner: string, appVersion: string | null): Promise<boolean>;
+  /** Stamps a PENDING workflow this executor owns with `appVersion` (its replay on this code passed). */
+  setAppVersion(id: string, appVersion: string, owner: string): Promise<void>;
+  /** Every app version seen: by executors, or on PENDING workflows. Oldest first. */
+  listVersions(): Promise<VersionRow[]>;
 
   /** Stores this executor's row (again, after a restart under the same id), alive from now. */
   registerExecutor(executor: Omit<ExecutorRow, 'heartbeatAt' | 'stoppedAt'>): Promise<void>;
   /** One statement per heartbeat: renews this executor's lease and reports the fleet (see HeartbeatResult). */
-  heartbeat(executorId: string, hostKey: string, appVersion: string | null): Promise<HeartbeatResult>;
+  heartbeat(executorId: string, hostKey: string, appVersion: string | null, adoptable: Adoptable): Promise<HeartbeatResult>;
   /** Marks executors stopped, so their unfinished workflows can be adopted at once. */
   stopExecutors(ids: string[]): Promise<void>;
   /** Every executor with its count of PENDING workflows, and the database's clock now. */
   listExecutors(): Promise<{ now: number; executors: Array<ExecutorRow & { pending: number }> }>;
   /**
    * In one transaction: puts the dead executors' queued PENDING workflows back on their queues,
-   * and takes a share of their other PENDING workflows of this app version with a registered name.
+   * and takes a share of their other PENDING workflows, and of unowned ones, with a registered name
+   * (any app version), leaving out `exclude`.
    */
   adoptWorkflows(request: AdoptRequest): Promise<AdoptResult>;
 }

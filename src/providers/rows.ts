@@ -1,5 +1,5 @@
 import type { WorkflowStatus } from '../types.js';
-import type { ClaimedWorkflow, ExecutorRow, HeartbeatResult, ListFilter, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from './provider.js';
+import type { ClaimedWorkflow, ExecutorRow, HeartbeatResult, ListFilter, QueueDefinition, ScheduleRow, StepRow, VersionRow, WorkflowRow } from './provider.js';
 
 /** Column lists and row mappers shared by the SQL providers (snake_case in SQL, camelCase in TS). */
 
@@ -7,7 +7,7 @@ export const WORKFLOW_COLUMNS =
   'id, name, status, input, output, error, queue, executor_id, app_version, parent_id, recovery_attempts, deadline_at, created_at, started_at, completed_at, priority, dedup_id, partition_key, available_at';
 
 /** The columns a queue claim returns (see ClaimedWorkflow), with the two it is ordered by. */
-export const CLAIMED_COLUMNS = 'id, name, input, queue, deadline_at, recovery_attempts, priority, enqueue_seq';
+export const CLAIMED_COLUMNS = 'id, name, input, queue, app_version, deadline_at, recovery_attempts, priority, enqueue_seq';
 
 /** A column list qualified by a table alias (for UPDATE ... FROM). */
 export const qualified = (columns: string, alias: string): string =>
@@ -54,6 +54,7 @@ function toClaimedWorkflow(r: Raw): ClaimedWorkflow {
     name: r.name as string,
     input: strOrNull(r.input),
     queue: strOrNull(r.queue),
+    appVersion: strOrNull(r.app_version),
     deadlineAt: numOrNull(r.deadline_at),
     recoveryAttempts: num(r.recovery_attempts ?? 0),
   };
@@ -174,7 +175,18 @@ export function toHeartbeatResult(r: Raw): HeartbeatResult {
     registered: num(r.registered) > 0,
     live: num(r.live),
     dead: json(r.dead) as string[],
+    unowned: num(r.unowned),
     neighbours: (json(r.neighbours) as Array<[string, unknown, unknown]>).map(([id, pid, startedAt]) => ({ id, pid: num(pid), startedAt: num(startedAt) })),
+  };
+}
+
+export function toVersionRow(r: Raw): VersionRow {
+  return {
+    appVersion: r.app_version as string,
+    executors: num(r.executors),
+    pending: num(r.pending),
+    firstSeenAt: num(r.first_seen_at),
+    lastSeenAt: num(r.last_seen_at),
   };
 }
 

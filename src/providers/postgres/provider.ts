@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { InvalidArgumentError } from '../../engine/errors.js';
 import type {
+  Adoptable,
   AdoptRequest,
   AdoptResult,
   CancelResult,
@@ -24,6 +25,7 @@ import type {
   StepEffect,
   StepRow,
   StreamEntry,
+  VersionRow,
   WorkflowRow,
 } from '../provider.js';
 import {
@@ -38,6 +40,7 @@ import {
   toQueueDefinition,
   toScheduleRow,
   toStepRow,
+  toVersionRow,
   toWorkflowRow,
 } from '../rows.js';
 import { assertSchemaName } from '../schema-name.js';
@@ -395,6 +398,11 @@ export class PostgresProvider implements Provider {
     return this.getWorkflow(id);
   }
 
+  async retryWorkflow(id: string, fromStep: number, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
+    const res = await this.query(this.sql.retryWorkflow, [id, executorId, appVersion, now, fromStep]);
+    return res.rows[0] ? toWorkflowRow(res.rows[0] as Record<string, unknown>) : undefined;
+  }
+
   async forkWorkflow(w: NewWorkflow, sourceId: string, fromStep: number): Promise<InsertConflict | null> {
     const inserted = await this.transaction(async (q) => {
       if ((await q(this.sql.insertWorkflow, insertParams(w))).rowCount !== 1) return false;
@@ -466,16 +474,10 @@ export class PostgresProvider implements Provider {
     return stepsByWorkflow(workflowIds, res.rows as Array<Record<string, unknown>>);
   }
 
-  async claimForRecovery(
-    executorId: string,
-    appVersion: string,
-    names: string[],
-    exclude: string[],
-    maxAttempts: number,
-  ): Promise<RecoveryClaim> {
-    const res = await this.query(this.sql.claimForRecovery, [executorId, appVersion, names, exclude, maxAttempts, Date.now()]);
+  async claimForRecovery(executorId: string, names: string[], exclude: string[], maxAttempts: number): Promise<RecoveryClaim> {
+    const res = await this.query(this.sql.claimForRecovery, [executorId, names, exclude, maxAttempts, Date.now()]);
     const rows = res.rows.map((r) => toWorkflowRow(r as Record<string, unknown>));
-    const unknown = await this.query(this.sql.unknownPending, [executorId, appVersion, names]);
+    const unknown = await this.query(this.sql.unknownPending, [executorId, names]);
     return {
       claimed: rows.filter((r) => r.status === 'PENDING'),
       parked: rows.filter((r) => r.status !== 'PENDING'),
@@ -487,8 +489,8 @@ export class PostgresProvider implements Provider {
     await this.query(this.sql.registerExecutor, [e.id, e.hostname, e.hostKey, e.pid, e.appVersion, e.leaseMs, e.startedAt]);
   }
 
-  async heartbeat(executorId: string, hostKey: string, appVersion: string | null): Promise<HeartbeatResult> {
-    const res = await this.query(this.sql.heartbeat, [executorId, hostKey, appVersion]);
+  async heartbeat(executorId: string, hostKey: string, appVersion: string | null, adoptable: Adoptable): Promise<HeartbeatResult> {
+    const res = await this.query(this.sql.heartbeat, [executorId, hostKey, appVersion, adoptable.names, adoptable.exclude]);
     return toHeartbeatResult(res.rows[0] as Record<string, unknown>);
   }
 
@@ -505,12 +507,24 @@ export class PostgresProvider implements Provider {
     };
   }
 
+  async releaseWorkflow(id: string, owner: string, appVersion: string | null): Promise<boolean> {
+    return (await this.query(this.sql.releaseWorkflow, [id, owner, appVersion, Date.now()])).rowCount === 1;
+  }
+
+  async setAppVersion(id: string, appVersion: string, owner: string): Promise<void> {
+    await this.query(this.sql.setAppVersion, [id, appVersion, owner]);
+  }
+
+  async listVersions(): Promise<VersionRow[]> {
+    return (await this.query(this.sql.listVersions, [])).rows.map((r) => toVersionRow(r as Record<string, unknown>));
+  }
+
   async adoptWorkflows(r: AdoptRequest): Promise<AdoptResult> {
     return this.transaction(async (q) => {
       const now = Date.now();
       const requeued = (await q(this.sql.requeueOrphans, [r.from, r.maxAttempts, now])).rowCount ?? 0;
       const { sharers } = (await q(this.sql.countAdoption, [r.from, r.live])).rows[0] as { sharers: number };
-      const res = await q(this.sql.adoptOrphans, [r.executorId, r.from, r.appVersion, r.names, sharers, r.maxAttempts, now]);
+      const res = await q(this.sql.adoptOrphans, [r.executorId, r.from, r.names, sharers, r.exclude, r.maxAttempts, now]);
       const rows = res.rows.map((row) => toWorkflowRow(row as Record<string, unknown>));
       return { claimed: rows.filter((w) => w.status === 'PENDING'), parked: rows.filter((w) => w.status !== 'PENDING'), requeued };
     });

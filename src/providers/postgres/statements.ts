@@ -39,6 +39,11 @@ export function postgresStatements(schema: string) {
   };
   // The checkpoint insert, parameters $1-$9 as in recordStep and the owner at `owner`, as a CTE
   // other writes can hang off.
+  // Records that an app version was seen now (a no-op for a null or empty one): a CTE of the
+  // statements that register and heartbeat an executor.
+  const SEEN_VERSION = (v: string) => `INSERT INTO ${s}.versions (app_version, first_seen_at, last_seen_at)
+         SELECT ${v}, ${NOW_MS}, ${NOW_MS} WHERE ${v} IS NOT NULL AND ${v} <> ''
+         ON CONFLICT (app_version) DO UPDATE SET last_seen_at = excluded.last_seen_at`;
   const stepCte = (owner: string, extra = '') => `step AS (
       INSERT INTO ${s}.steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
       SELECT $1, $2::integer, $3, $4, $5, $6, $9::integer, $7::bigint, $8::bigint
@@ -105,7 +110,7 @@ export function postgresStatements(schema: string) {
            $5::bigint - (SELECT count(*) FROM ${s}.workflows WHERE queue = $1 AND started_at >= $2)))
          FOR UPDATE SKIP LOCKED
        )
-       UPDATE ${s}.workflows w SET status = 'PENDING', executor_id = $7, app_version = $8, started_at = $9, updated_at = $9
+       UPDATE ${s}.workflows w SET status = 'PENDING', executor_id = $7, app_version = CASE WHEN w.recovery_attempts > 0 THEN w.app_version ELSE $8 END, started_at = $9, updated_at = $9
        FROM chosen WHERE w.id = chosen.id
        RETURNING ${qualified(CLAIMED_COLUMNS, 'w')}`,
     ),
@@ -129,7 +134,7 @@ export function postgresStatements(schema: string) {
        ), locked AS (
          SELECT w.id FROM ${s}.workflows w JOIN chosen c ON c.id = w.id WHERE w.status = 'ENQUEUED' FOR UPDATE OF w SKIP LOCKED
        )
-       UPDATE ${s}.workflows w SET status = 'PENDING', executor_id = $7, app_version = $8, started_at = $9, updated_at = $9
+       UPDATE ${s}.workflows w SET status = 'PENDING', executor_id = $7, app_version = CASE WHEN w.recovery_attempts > 0 THEN w.app_version ELSE $8 END, started_at = $9, updated_at = $9
        FROM locked WHERE w.id = locked.id
        RETURNING ${qualified(CLAIMED_COLUMNS, 'w')}`,
     ),
@@ -266,9 +271,27 @@ export function postgresStatements(schema: string) {
     resumeWorkflow: named(
       'resume_workflow',
       `UPDATE ${s}.workflows
-       SET status = 'PENDING', executor_id = $2, app_version = $3, output = NULL, error = NULL, deadline_at = NULL,
+       SET status = 'PENDING', executor_id = $2, app_version = coalesce(app_version, $3), output = NULL, error = NULL, deadline_at = NULL,
            recovery_attempts = 0, completed_at = NULL, started_at = $4, updated_at = $4
        WHERE id = $1 AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')`,
+    ),
+    // A retry: the workflow PENDING again, and what its steps from $5 on recorded dropped, at once.
+    retryWorkflow: named(
+      'retry_workflow',
+      `WITH w AS (
+         UPDATE ${s}.workflows
+         SET status = 'PENDING', executor_id = $2, app_version = coalesce(app_version, $3), output = NULL, error = NULL, deadline_at = NULL,
+             recovery_attempts = 0, completed_at = NULL, started_at = $4, updated_at = $4
+         WHERE id = $1 AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+         RETURNING ${WORKFLOW_COLUMNS}
+       ), steps AS (
+         DELETE FROM ${s}.steps WHERE workflow_id = (SELECT id FROM w) AND (step_id >= $5 OR step_id <= -$5::integer)
+       ), events AS (
+         DELETE FROM ${s}.events WHERE workflow_id = (SELECT id FROM w) AND step_id >= $5
+       ), streams AS (
+         DELETE FROM ${s}.streams WHERE workflow_id = (SELECT id FROM w) AND offset_id >= $5
+       )
+       SELECT ${WORKFLOW_COLUMNS} FROM w`,
     ),
     // A fork's copy: checkpoints before the fork point (and the wait deadlines of those, stored
     // under their negated step ids), with the events and stream entries they wrote.
@@ -322,21 +345,22 @@ export function postgresStatements(schema: string) {
       'claim_for_recovery',
       `UPDATE ${s}.workflows
        SET recovery_attempts = recovery_attempts + 1,
-           status = CASE WHEN recovery_attempts + 1 > $5 THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE status END,
-           completed_at = CASE WHEN recovery_attempts + 1 > $5 THEN $6 ELSE completed_at END,
-           updated_at = $6
-       WHERE status = 'PENDING' AND executor_id = $1 AND app_version = $2
-         AND name = ANY($3::text[]) AND NOT (id = ANY($4::text[]))
+           status = CASE WHEN recovery_attempts + 1 > $4 THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE status END,
+           completed_at = CASE WHEN recovery_attempts + 1 > $4 THEN $5 ELSE completed_at END,
+           updated_at = $5
+       WHERE status = 'PENDING' AND executor_id = $1
+         AND name = ANY($2::text[]) AND NOT (id = ANY($3::text[]))
        RETURNING ${WORKFLOW_COLUMNS}`,
     ),
     unknownPending: named(
       'unknown_pending',
       `SELECT ${WORKFLOW_COLUMNS} FROM ${s}.workflows
-       WHERE status = 'PENDING' AND executor_id = $1 AND app_version = $2 AND NOT (name = ANY($3::text[]))`,
+       WHERE status = 'PENDING' AND executor_id = $1 AND NOT (name = ANY($2::text[]))`,
     ),
     registerExecutor: named(
       'register_executor',
-      `INSERT INTO ${s}.executors (id, hostname, host_key, pid, app_version, lease_ms, started_at, heartbeat_at, stopped_at)
+      `WITH seen AS (${SEEN_VERSION('$5::text')})
+       INSERT INTO ${s}.executors (id, hostname, host_key, pid, app_version, lease_ms, started_at, heartbeat_at, stopped_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, ${NOW_MS}, NULL)
        ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, host_key = excluded.host_key, pid = excluded.pid,
          app_version = excluded.app_version, lease_ms = excluded.lease_ms, started_at = excluded.started_at,
@@ -347,7 +371,7 @@ export function postgresStatements(schema: string) {
     // workflows, and this host's other running executors (whose pids can be checked).
     heartbeat: named(
       'heartbeat',
-      `WITH me AS (
+      `WITH seen AS (${SEEN_VERSION('$3::text')}), me AS (
          UPDATE ${s}.executors SET heartbeat_at = ${NOW_MS}, stopped_at = NULL, adoptions = 0, app_version = coalesce($3, app_version)
          WHERE id = $1 RETURNING id
        ), gone AS (
@@ -363,6 +387,7 @@ export function postgresStatements(schema: string) {
             AND EXISTS (SELECT 1 FROM ${s}.workflows w WHERE w.status = 'PENDING' AND w.executor_id = e.id)) AS dead,
          (SELECT coalesce(json_agg(json_build_array(e.id, e.pid, e.started_at)), '[]') FROM ${s}.executors e
           WHERE e.id <> $1 AND e.host_key = $2 AND e.stopped_at IS NULL) AS neighbours,
+         (SELECT count(*) FROM ${s}.workflows WHERE status = 'PENDING' AND executor_id IS NULL AND name = ANY($4::text[]) AND NOT (id = ANY($5::text[])))::int AS unowned,
          (SELECT count(*) FROM gone)::int AS forgotten`,
     ),
     stopExecutors: named(
@@ -394,8 +419,9 @@ export function postgresStatements(schema: string) {
        counted AS (UPDATE ${s}.executors SET adoptions = adoptions + 1 WHERE id = ANY($1::text[]) RETURNING 1)
        SELECT greatest(1, $2::integer - (SELECT n FROM before))::int AS sharers, (SELECT count(*) FROM counted)::int AS counted`,
     ),
-    // A share of a dead executor's other workflows: 1/$5 of those this executor can run, so the
-    // live executors split the work between them.
+    // A share of the workflows nobody runs (those of dead executors, and those left unowned by an
+    // executor whose code diverged from their history): 1/$4 of those this executor can run, so the
+    // live executors split the work between them. Any app version: the replay decides.
     adoptOrphans: named(
       'adopt_orphans',
       `UPDATE ${s}.workflows
@@ -405,12 +431,45 @@ export function postgresStatements(schema: string) {
            updated_at = $7
        WHERE status = 'PENDING' AND id IN (
          SELECT id FROM ${s}.workflows
-         WHERE status = 'PENDING' AND queue IS NULL AND executor_id = ANY($2::text[]) AND app_version = $3 AND name = ANY($4::text[])
+         WHERE status = 'PENDING' AND (executor_id = ANY($2::text[]) OR executor_id IS NULL) AND name = ANY($3::text[])
+           AND NOT (id = ANY($5::text[]))
          ORDER BY created_at, id
-         LIMIT (SELECT ceil(count(*)::numeric / $5::integer) FROM ${s}.workflows
-                WHERE status = 'PENDING' AND queue IS NULL AND executor_id = ANY($2::text[]) AND app_version = $3 AND name = ANY($4::text[]))
+         LIMIT (SELECT ceil(count(*)::numeric / $4::integer) FROM ${s}.workflows
+                WHERE status = 'PENDING' AND (executor_id = ANY($2::text[]) OR executor_id IS NULL) AND name = ANY($3::text[])
+                  AND NOT (id = ANY($5::text[])))
          FOR UPDATE SKIP LOCKED)
        RETURNING ${WORKFLOW_COLUMNS}`,
+    ),
+    // A workflow whose replay diverged from its history here: handed back, unowned, under the
+    // version that recorded it, its recovery not counted. Fenced on the owner.
+    releaseWorkflow: named(
+      'release_workflow',
+      `UPDATE ${s}.workflows SET executor_id = NULL, app_version = $3, recovery_attempts = greatest(recovery_attempts - 1, 0), updated_at = $4
+       WHERE id = $1 AND executor_id = $2 AND status = 'PENDING'`,
+    ),
+    // A workflow of another version whose replay reached its first new call without diverging.
+    setAppVersion: named(
+      'set_app_version',
+      `UPDATE ${s}.workflows SET app_version = $2 WHERE id = $1 AND executor_id = $3 AND status = 'PENDING'`,
+    ),
+    // Every version seen, with its live executors and PENDING workflows; versions only PENDING
+    // workflows mention (stamped by a process that never heartbeat) are included.
+    listVersions: named(
+      'list_versions',
+      `WITH pending AS (
+         SELECT app_version, count(*)::int AS n, min(created_at) AS first_at, max(updated_at) AS last_at
+         FROM ${s}.workflows WHERE status = 'PENDING' AND app_version IS NOT NULL AND app_version <> '' GROUP BY app_version
+       ), live AS (
+         SELECT app_version, count(*)::int AS n FROM ${s}.executors
+         WHERE stopped_at IS NULL AND heartbeat_at + lease_ms >= ${NOW_MS} GROUP BY app_version
+       )
+       SELECT coalesce(v.app_version, p.app_version) AS app_version,
+         coalesce(l.n, 0) AS executors, coalesce(p.n, 0) AS pending,
+         coalesce(v.first_seen_at, p.first_at) AS first_seen_at, coalesce(v.last_seen_at, p.last_at) AS last_seen_at
+       FROM ${s}.versions v
+       FULL JOIN pending p ON p.app_version = v.app_version
+       LEFT JOIN live l ON l.app_version = coalesce(v.app_version, p.app_version)
+       ORDER BY 4, 1`,
     ),
     workflowsTable: `${s}.workflows`,
   };

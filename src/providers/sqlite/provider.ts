@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { InvalidArgumentError } from '../../engine/errors.js';
 import type {
+  Adoptable,
   AdoptRequest,
   AdoptResult,
   CancelResult,
@@ -24,9 +25,10 @@ import type {
   StepEffect,
   StepRow,
   StreamEntry,
+  VersionRow,
   WorkflowRow,
 } from '../provider.js';
-import { claimedInOrder, claimLimits, listWorkflowsQuery, nextQueueTime, stepsByWorkflow, toExecutorRow, toHeartbeatResult, toQueueDefinition, toScheduleRow, toStepRow, toWorkflowRow } from '../rows.js';
+import { claimedInOrder, claimLimits, listWorkflowsQuery, nextQueueTime, stepsByWorkflow, toExecutorRow, toHeartbeatResult, toQueueDefinition, toScheduleRow, toStepRow, toVersionRow, toWorkflowRow } from '../rows.js';
 import { Batcher } from '../batcher.js';
 import { isTransientSqliteError, sqliteConnectionError } from '../faults.js';
 import { loadMigrations } from '../migrations.js';
@@ -426,6 +428,20 @@ export class SqliteProvider implements Provider {
     return this.getWorkflow(id);
   }
 
+  async retryWorkflow(id: string, fromStep: number, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
+    const retry = this.db.transaction((): WorkflowRow | undefined => {
+      if (this.stmt(sqliteStatements.resumeWorkflow).run(executorId, appVersion, now, now, id).changes !== 1) return undefined;
+      const drop = { id, from: fromStep };
+      this.stmt(sqliteStatements.dropStepsFrom).run(drop);
+      this.stmt(sqliteStatements.dropEventsFrom).run(drop);
+      this.stmt(sqliteStatements.dropStreamsFrom).run(drop);
+      return this.getWorkflowRow(id);
+    });
+    const row = await this.retryBusy(() => retry.immediate());
+    if (row) this.bus.emit(`w:${id}`);
+    return row;
+  }
+
   async forkWorkflow(w: NewWorkflow, sourceId: string, fromStep: number): Promise<InsertConflict | null> {
     const fork = this.db.transaction((): boolean => {
       if (this.stmt(sqliteStatements.insertWorkflow).run(insertParams(w)).changes !== 1) return false;
@@ -494,20 +510,14 @@ export class SqliteProvider implements Provider {
     return stepsByWorkflow(workflowIds, this.stmt(sqliteStatements.listStepsOf).all(JSON.stringify(workflowIds)) as Raw[]);
   }
 
-  async claimForRecovery(
-    executorId: string,
-    appVersion: string,
-    names: string[],
-    exclude: string[],
-    maxAttempts: number,
-  ): Promise<RecoveryClaim> {
+  async claimForRecovery(executorId: string, names: string[], exclude: string[], maxAttempts: number): Promise<RecoveryClaim> {
     const now = Date.now();
     const namesJson = JSON.stringify(names);
     const claimed = await this.retryBusy(
-      () => this.stmt(sqliteStatements.claimForRecovery).all(maxAttempts, maxAttempts, now, now, executorId, appVersion, namesJson, JSON.stringify(exclude)) as Raw[],
+      () => this.stmt(sqliteStatements.claimForRecovery).all(maxAttempts, maxAttempts, now, now, executorId, namesJson, JSON.stringify(exclude)) as Raw[],
     );
     const rows = claimed.map(toWorkflowRow);
-    const unknown = (this.stmt(sqliteStatements.unknownPending).all(executorId, appVersion, namesJson) as Raw[]).map(toWorkflowRow);
+    const unknown = (this.stmt(sqliteStatements.unknownPending).all(executorId, namesJson) as Raw[]).map(toWorkflowRow);
     for (const r of rows) if (r.status !== 'PENDING') this.bus.emit(`w:${r.id}`);
     return {
       claimed: rows.filter((r) => r.status === 'PENDING'),
@@ -518,14 +528,19 @@ export class SqliteProvider implements Provider {
 
   async registerExecutor(e: Omit<ExecutorRow, 'heartbeatAt' | 'stoppedAt'>): Promise<void> {
     const now = Date.now();
-    await this.retryBusy(() => this.stmt(sqliteStatements.registerExecutor).run({ ...e, now }));
+    const register = this.db.transaction(() => {
+      this.stmt(sqliteStatements.registerExecutor).run({ ...e, now });
+      if (e.appVersion !== '') this.stmt(sqliteStatements.seenVersion).run({ appVersion: e.appVersion, now });
+    });
+    await this.retryBusy(() => register.immediate());
   }
 
-  async heartbeat(executorId: string, hostKey: string, appVersion: string | null): Promise<HeartbeatResult> {
+  async heartbeat(executorId: string, hostKey: string, appVersion: string | null, adoptable: Adoptable): Promise<HeartbeatResult> {
     const beat = this.db.transaction((now: number): Raw => {
       const registered = this.stmt(sqliteStatements.renewLease).run({ id: executorId, now, appVersion }).changes;
       this.stmt(sqliteStatements.forgetExecutors).run({ id: executorId, now });
-      return { ...(this.stmt(sqliteStatements.fleet).get({ id: executorId, hostKey, now }) as Raw), registered };
+      if (appVersion !== null && appVersion !== '') this.stmt(sqliteStatements.seenVersion).run({ appVersion, now });
+      return { ...(this.stmt(sqliteStatements.fleet).get({ id: executorId, hostKey, now, names: JSON.stringify(adoptable.names), exclude: JSON.stringify(adoptable.exclude) }) as Raw), registered };
     });
     return toHeartbeatResult(await this.retryBusy(() => beat.immediate(Date.now())));
   }
@@ -540,6 +555,18 @@ export class SqliteProvider implements Provider {
     return { now: Date.now(), executors: rows.map((r) => ({ ...toExecutorRow(r), pending: Number(r.pending) })) };
   }
 
+  async releaseWorkflow(id: string, owner: string, appVersion: string | null): Promise<boolean> {
+    return (await this.retryBusy(() => this.stmt(sqliteStatements.releaseWorkflow).run({ id, owner, appVersion, now: Date.now() }))).changes === 1;
+  }
+
+  async setAppVersion(id: string, appVersion: string, owner: string): Promise<void> {
+    await this.retryBusy(() => this.stmt(sqliteStatements.setAppVersion).run({ id, appVersion, owner }));
+  }
+
+  async listVersions(): Promise<VersionRow[]> {
+    return (this.stmt(sqliteStatements.listVersions).all({ now: Date.now() }) as Raw[]).map(toVersionRow);
+  }
+
   async adoptWorkflows(r: AdoptRequest): Promise<AdoptResult> {
     const adopt = this.db.transaction((now: number) => {
       const from = JSON.stringify(r.from);
@@ -548,7 +575,7 @@ export class SqliteProvider implements Provider {
       this.stmt(sqliteStatements.countAdoption).run({ from });
       const rows = (
         this.stmt(sqliteStatements.adoptOrphans).all({
-          id: r.executorId, from, appVersion: r.appVersion, names: JSON.stringify(r.names), live: sharers, maxAttempts: r.maxAttempts, now,
+          id: r.executorId, from, names: JSON.stringify(r.names), exclude: JSON.stringify(r.exclude), live: sharers, maxAttempts: r.maxAttempts, now,
         }) as Raw[]
       ).map(toWorkflowRow);
       return { rows, requeued };

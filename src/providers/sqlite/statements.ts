@@ -18,7 +18,7 @@ export const sqliteStatements = {
   getQueue: `SELECT * FROM cairn_queues WHERE name = ?`,
   promoteDelayed: `UPDATE cairn_workflows SET status = 'ENQUEUED', debounce_key = NULL, updated_at = @now
     WHERE queue = @queue AND status = 'DELAYED' AND available_at <= @now`,
-  claim: `UPDATE cairn_workflows AS w SET status = 'PENDING', executor_id = @executorId, app_version = @appVersion, started_at = @now, updated_at = @now
+  claim: `UPDATE cairn_workflows AS w SET status = 'PENDING', executor_id = @executorId, app_version = CASE WHEN w.recovery_attempts > 0 THEN w.app_version ELSE @appVersion END, started_at = @now, updated_at = @now
     FROM (
       SELECT id FROM cairn_workflows
       WHERE queue = @queue AND status = 'ENQUEUED' AND name IN (SELECT value FROM json_each(@names))
@@ -30,7 +30,7 @@ export const sqliteStatements = {
     ) AS chosen
     WHERE w.id = chosen.id
     RETURNING ${CLAIMED_COLUMNS}`,
-  claimPartitioned: `UPDATE cairn_workflows AS w SET status = 'PENDING', executor_id = @executorId, app_version = @appVersion, started_at = @now, updated_at = @now
+  claimPartitioned: `UPDATE cairn_workflows AS w SET status = 'PENDING', executor_id = @executorId, app_version = CASE WHEN w.recovery_attempts > 0 THEN w.app_version ELSE @appVersion END, started_at = @now, updated_at = @now
     FROM (
       WITH running AS (
         SELECT partition_key AS pk, count(*) AS n FROM cairn_workflows WHERE queue = @queue AND status = 'PENDING' GROUP BY 1
@@ -97,9 +97,13 @@ export const sqliteStatements = {
   markScheduleTick: `UPDATE cairn_schedules SET last_tick_at = ? WHERE name = ? AND (last_tick_at IS NULL OR last_tick_at < ?)`,
   readStream: `SELECT offset_id, value, closed FROM cairn_streams WHERE workflow_id = ? AND key = ? AND offset_id > ? ORDER BY offset_id`,
   resumeWorkflow: `UPDATE cairn_workflows
-    SET status = 'PENDING', executor_id = ?, app_version = ?, output = NULL, error = NULL, deadline_at = NULL,
+    SET status = 'PENDING', executor_id = ?, app_version = coalesce(app_version, ?), output = NULL, error = NULL, deadline_at = NULL,
         recovery_attempts = 0, completed_at = NULL, started_at = ?, updated_at = ?
     WHERE id = ? AND status IN ('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')`,
+  // A retry: what the steps from @from on recorded is dropped, in the transaction that resumes it.
+  dropStepsFrom: `DELETE FROM cairn_steps WHERE workflow_id = @id AND (step_id >= @from OR step_id <= -@from)`,
+  dropEventsFrom: `DELETE FROM cairn_events WHERE workflow_id = @id AND step_id >= @from`,
+  dropStreamsFrom: `DELETE FROM cairn_streams WHERE workflow_id = @id AND offset_id >= @from`,
   // A fork's copy: checkpoints before the fork point (and the wait deadlines of those, stored under
   // their negated step ids), with the events and stream entries they wrote.
   copySteps: `INSERT INTO cairn_steps (workflow_id, step_id, name, output, error, child_id, attempts, started_at, completed_at)
@@ -126,11 +130,11 @@ export const sqliteStatements = {
         status = CASE WHEN recovery_attempts + 1 > ? THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE status END,
         completed_at = CASE WHEN recovery_attempts + 1 > ? THEN ? ELSE completed_at END,
         updated_at = ?
-    WHERE status = 'PENDING' AND executor_id = ? AND app_version = ?
+    WHERE status = 'PENDING' AND executor_id = ?
       AND name IN (SELECT value FROM json_each(?)) AND id NOT IN (SELECT value FROM json_each(?))
     RETURNING ${WORKFLOW_COLUMNS}`,
   unknownPending: `SELECT ${WORKFLOW_COLUMNS} FROM cairn_workflows
-    WHERE status = 'PENDING' AND executor_id = ? AND app_version = ? AND name NOT IN (SELECT value FROM json_each(?))`,
+    WHERE status = 'PENDING' AND executor_id = ? AND name NOT IN (SELECT value FROM json_each(?))`,
   registerExecutor: `INSERT INTO cairn_executors (id, hostname, host_key, pid, app_version, lease_ms, started_at, heartbeat_at, stopped_at)
     VALUES (@id, @hostname, @hostKey, @pid, @appVersion, @leaseMs, @startedAt, @now, NULL)
     ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, host_key = excluded.host_key, pid = excluded.pid,
@@ -146,6 +150,8 @@ export const sqliteStatements = {
       (SELECT json_group_array(e.id) FROM cairn_executors e
        WHERE e.id <> @id AND (e.stopped_at IS NOT NULL OR e.heartbeat_at + e.lease_ms < @now)
          AND EXISTS (SELECT 1 FROM cairn_workflows w WHERE w.status = 'PENDING' AND w.executor_id = e.id)) AS dead,
+      (SELECT count(*) FROM cairn_workflows WHERE status = 'PENDING' AND executor_id IS NULL
+         AND name IN (SELECT value FROM json_each(@names)) AND id NOT IN (SELECT value FROM json_each(@exclude))) AS unowned,
       (SELECT json_group_array(json_array(e.id, e.pid, e.started_at)) FROM cairn_executors e
        WHERE e.id <> @id AND e.host_key = @hostKey AND e.stopped_at IS NULL) AS neighbours`,
   stopExecutors: `UPDATE cairn_executors SET stopped_at = @now WHERE id IN (SELECT value FROM json_each(@ids)) AND stopped_at IS NULL`,
@@ -163,7 +169,8 @@ export const sqliteStatements = {
   // adoption sweeps made so far (at least 1, this one).
   sharers: `SELECT CAST(max(1, @live - coalesce(min(adoptions), 0)) AS INTEGER) AS sharers FROM cairn_executors WHERE id IN (SELECT value FROM json_each(@from))`,
   countAdoption: `UPDATE cairn_executors SET adoptions = adoptions + 1 WHERE id IN (SELECT value FROM json_each(@from))`,
-  // A share (1/@live) of a dead executor's other workflows that this executor can run.
+  // A share (1/@live) of the workflows nobody runs (those of dead executors, and those left unowned
+  // by an executor whose code diverged from their history) that this executor can run, any version.
   adoptOrphans: `UPDATE cairn_workflows
     SET executor_id = @id, recovery_attempts = recovery_attempts + 1,
         status = CASE WHEN recovery_attempts + 1 > @maxAttempts THEN 'MAX_RECOVERY_ATTEMPTS_EXCEEDED' ELSE status END,
@@ -171,12 +178,35 @@ export const sqliteStatements = {
         updated_at = @now
     WHERE id IN (
       SELECT id FROM cairn_workflows
-      WHERE status = 'PENDING' AND queue IS NULL AND executor_id IN (SELECT value FROM json_each(@from))
-        AND app_version = @appVersion AND name IN (SELECT value FROM json_each(@names))
+      WHERE status = 'PENDING' AND (executor_id IN (SELECT value FROM json_each(@from)) OR executor_id IS NULL)
+        AND name IN (SELECT value FROM json_each(@names)) AND id NOT IN (SELECT value FROM json_each(@exclude))
       ORDER BY created_at, id
       LIMIT (SELECT CAST((count(*) + @live - 1) / @live AS INTEGER) FROM cairn_workflows
-             WHERE status = 'PENDING' AND queue IS NULL AND executor_id IN (SELECT value FROM json_each(@from))
-               AND app_version = @appVersion AND name IN (SELECT value FROM json_each(@names))))
+             WHERE status = 'PENDING' AND (executor_id IN (SELECT value FROM json_each(@from)) OR executor_id IS NULL)
+               AND name IN (SELECT value FROM json_each(@names)) AND id NOT IN (SELECT value FROM json_each(@exclude))))
     RETURNING ${WORKFLOW_COLUMNS}`,
+  // A workflow whose replay diverged here: handed back, unowned, under the version that recorded it.
+  releaseWorkflow: `UPDATE cairn_workflows SET executor_id = NULL, app_version = @appVersion,
+      recovery_attempts = max(recovery_attempts - 1, 0), updated_at = @now
+    WHERE id = @id AND executor_id = @owner AND status = 'PENDING'`,
+  setAppVersion: `UPDATE cairn_workflows SET app_version = @appVersion WHERE id = @id AND executor_id = @owner AND status = 'PENDING'`,
+  seenVersion: `INSERT INTO cairn_versions (app_version, first_seen_at, last_seen_at) VALUES (@appVersion, @now, @now)
+    ON CONFLICT (app_version) DO UPDATE SET last_seen_at = excluded.last_seen_at`,
+  listVersions: `WITH pending AS (
+      SELECT app_version, count(*) AS n, min(created_at) AS first_at, max(updated_at) AS last_at
+      FROM cairn_workflows WHERE status = 'PENDING' AND app_version IS NOT NULL AND app_version <> '' GROUP BY app_version
+    ), live AS (
+      SELECT app_version, count(*) AS n FROM cairn_executors
+      WHERE stopped_at IS NULL AND heartbeat_at + lease_ms >= @now GROUP BY app_version
+    ), known AS (
+      SELECT app_version FROM cairn_versions UNION SELECT app_version FROM pending
+    )
+    SELECT k.app_version, coalesce(l.n, 0) AS executors, coalesce(p.n, 0) AS pending,
+      coalesce(v.first_seen_at, p.first_at) AS first_seen_at, coalesce(v.last_seen_at, p.last_at) AS last_seen_at
+    FROM known k
+    LEFT JOIN cairn_versions v ON v.app_version = k.app_version
+    LEFT JOIN pending p ON p.app_version = k.app_version
+    LEFT JOIN live l ON l.app_version = k.app_version
+    ORDER BY 4, 1`,
   workflowsTable: 'cairn_workflows',
 } as const;

@@ -1,0 +1,4 @@
+import { sqliteTarget } from './helpers/targets.js';
+import { defineVersionsSuite } from './versions.js';
+
+defineVersionsSuite(sqliteTarget());
