@@ -196,6 +196,23 @@ export function defineVersionsSuite(target: Target): void {
       }
     });
 
+    test('CAIRN_APP_VERSION sets the app version when Engine.open is given none, and is checked', async () => {
+      const store = await target.fresh();
+      const before = process.env.CAIRN_APP_VERSION;
+      try {
+        process.env.CAIRN_APP_VERSION = 'release-7';
+        const engine = await target.open(store);
+        assert.equal(engine.appVersion, 'release-7');
+        const given = await target.open(store, { appVersion: 'given' });
+        assert.equal(given.appVersion, 'given');
+        process.env.CAIRN_APP_VERSION = '';
+        await assert.rejects(target.open(store), cairnError('INVALID_ARGUMENT', /CAIRN_APP_VERSION must be a non-empty string/));
+      } finally {
+        if (before === undefined) delete process.env.CAIRN_APP_VERSION;
+        else process.env.CAIRN_APP_VERSION = before;
+      }
+    });
+
     test('patch markers are checkpoints: replays take the recorded path, and deprecatePatch steps over a marker', async () => {
       const store = await target.fresh();
       const ran: string[] = [];
