@@ -1,8 +1,7 @@
 import type { EngineCore } from '../engine/core.js';
 import { ReplayStopped, WorkflowContext } from '../engine/context.js';
 import type { Engine } from '../engine/engine.js';
-import type { NonDeterminismError} from '../engine/errors.js';
-import { CairnError, InvalidArgumentError, UnknownWorkflowError } from '../engine/errors.js';
+import { CairnError, InvalidArgumentError, type NonDeterminismError, UnknownWorkflowError } from '../engine/errors.js';
 import { ExecutionSignal } from '../engine/execution.js';
 import { registrationOf, type Registration } from '../engine/registry.js';
 import { deserialize } from '../engine/serialization.js';
