@@ -419,6 +419,46 @@ export function defineVersionsSuite(target: Target): void {
       assert.equal(await again.result(), 'now');
     });
 
+    test('a Client resumes and retries without the workflow code: a live engine that registers it adopts and runs it', async () => {
+      const store = await target.fresh();
+      const engine = await target.open(store, { appVersion: 'v1', executorId: 'worker', leaseMs: 1_000, heartbeatMs: 100 });
+      let up = false;
+      const runs = { a: 0, b: 0 };
+      const flaky = engine.workflow('flaky', async (ctx: Context) => {
+        await ctx.step('a', () => ++runs.a);
+        return ctx.step('b', () => {
+          runs.b++;
+          if (!up) throw new Error('dependency down');
+          return 'done';
+        });
+      });
+      const waiter = engine.workflow('waiter', async (ctx: Context) => ctx.recv('go', 600_000));
+      await assert.rejects(flaky.run(undefined, { id: 'f-1' }), /dependency down/);
+      await waiter.start(undefined, { id: 'w-1' });
+      await engine.cancel('w-1');
+      const c = await client(store);
+
+      up = true;
+      const retried = await c.retry('f-1');
+      assert.equal(retried.id, 'f-1');
+      assert.equal(await retried.result(), 'done');
+      assert.deepEqual({ ...runs }, { a: 1, b: 2 });
+      assert.equal((await c.getWorkflow('f-1')).executorId, 'worker');
+
+      const resumed = await c.resume('w-1');
+      await until('the engine has adopted it', async () => (await c.getWorkflow('w-1')).executorId === 'worker');
+      await c.send('w-1', 'now', 'go');
+      assert.equal(await resumed.result(), 'now');
+
+      await assert.rejects(c.retry('f-1'), cairnError('INVALID_ARGUMENT', /workflow 'f-1' is SUCCESS/));
+      await assert.rejects(c.retry('nope'), cairnError('WORKFLOW_NOT_FOUND', /nope/));
+      await assert.rejects(c.resume('nope'), cairnError('WORKFLOW_NOT_FOUND', /nope/));
+      await assert.rejects(c.retry('f-1', { fromStep: 0 }), cairnError('INVALID_ARGUMENT', /fromStep/));
+      // Resuming a finished workflow changes nothing.
+      await c.resume('f-1');
+      assert.equal((await c.getWorkflow('f-1')).status, 'SUCCESS');
+    });
+
     test('patch ids: blank or not strings, or reused at two places in one execution, are refused', async () => {
       const store = await target.fresh();
       const engine = await target.open(store, { appVersion: 'v1' });

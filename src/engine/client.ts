@@ -1,19 +1,20 @@
 import { setMaxListeners } from 'node:events';
 import { assertMigrated } from '../providers/migrations.js';
 import { providerFromUrl } from '../providers/open.js';
-import type { InsertConflict, Provider, QueueDefinition, WorkflowRow } from '../providers/provider.js';
+import type { InsertConflict, Provider, QueueDefinition, StepRow, WorkflowRow } from '../providers/provider.js';
 import { assertSchemaName } from '../providers/schema-name.js';
 import type {
   ClientOptions,
   EnqueueOptions,
   ExecutorInfo,
-  VersionInfo,
-  WorkflowHistory,
   ListWorkflowsFilter,
   Logger,
+  RetryWorkflowOptions,
   SendOptions,
   StepInfo,
+  VersionInfo,
   WorkflowHandle,
+  WorkflowHistory,
   WorkflowInfo,
   WorkflowRef,
   WorkflowStatus,
@@ -45,6 +46,23 @@ import {
 import { Waits } from './waits.js';
 
 const QUIET: Logger = { info() {}, warn() {}, error() {} };
+
+/** The statuses `resume` and `retry` take a workflow from. */
+export const RESUMABLE: ReadonlySet<WorkflowStatus> = new Set(['CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
+
+/** The step a retry starts from by default: the last one that recorded an error, else the one after the last checkpoint. */
+function failedStep(steps: StepRow[], last: number): number {
+  let failed = 0;
+  for (const s of steps) if (s.stepId > failed && s.error !== null) failed = s.stepId;
+  return failed > 0 ? failed : last + 1;
+}
+
+function notRetryable(id: string, status: WorkflowStatus): InvalidArgumentError {
+  return new InvalidArgumentError(
+    'id',
+    `workflow '${id}' is ${status}; retry runs a workflow that ended ERROR, CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED (cancel a running one first)`,
+  );
+}
 
 export interface Opened {
   provider: Provider;
@@ -293,6 +311,69 @@ export class Client implements HandleSource {
     const { row, cancelled } = await this.provider.cancelWorkflow(id, serializeError(reason), Date.now());
     if (!row) throw new WorkflowNotFoundError(id);
     this.cancelled(id, cancelled, reason);
+  }
+
+  /**
+   * Moves a CANCELLED, ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow back to PENDING with its
+   * outcome, deadline and recovery count cleared, from any process: it is left unowned, and a live
+   * engine that registers its name adopts it at its next heartbeat and runs it from its
+   * checkpoints. (`engine.resume` runs it in that engine at once.) A PENDING or SUCCESS workflow is
+   * left as it is.
+   *
+   * @example
+   * await client.resume('order-42');
+   */
+  async resume<O = unknown>(id: string): Promise<WorkflowHandle<O>> {
+    assertName('workflow id', id);
+    this.assertOpen(`cannot resume workflow '${id}'`);
+    const before = await this.provider.getWorkflow(id);
+    if (!before) throw new WorkflowNotFoundError(id);
+    if (RESUMABLE.has(before.status)) await this.provider.resumeWorkflow(id, null, null, Date.now());
+    return new Handle<O>(this, id);
+  }
+
+  /**
+   * Runs a failed or cancelled workflow again under its own id, from any process, dropping its
+   * checkpoints from `fromStep` on (default: the failed step); see `engine.retry`. The workflow is
+   * left PENDING and unowned, and a live engine that registers its name adopts it at its next
+   * heartbeat.
+   *
+   * @example
+   * await client.retry('order-D1');
+   */
+  async retry<O = unknown>(id: string, options?: RetryWorkflowOptions): Promise<WorkflowHandle<O>> {
+    const { fromStep } = await this.planRetry(id, options);
+    await this.retryStored(id, fromStep, null, null);
+    return new Handle<O>(this, id);
+  }
+
+  /** Checks a retry against the stored workflow: returns the workflow, its checkpoints and the step to run again from. */
+  protected async planRetry(id: string, options: RetryWorkflowOptions | undefined): Promise<{ row: WorkflowRow; steps: StepRow[]; fromStep: number }> {
+    assertName('workflow id', id);
+    assertOptions('retry options', options);
+    const requested = options?.fromStep === undefined ? undefined : assertPositiveInteger('fromStep', options.fromStep);
+    this.assertOpen(`cannot retry workflow '${id}'`);
+    const row = await this.provider.getWorkflow(id);
+    if (!row) throw new WorkflowNotFoundError(id);
+    if (!RESUMABLE.has(row.status)) throw notRetryable(id, row.status);
+    const steps = await this.provider.listSteps(id);
+    const last = steps.reduce((max, s) => Math.max(max, s.stepId), 0);
+    if (requested !== undefined && requested > last + 1) {
+      throw new InvalidArgumentError(
+        'fromStep',
+        `fromStep ${requested} is past the end of workflow '${id}': it has ${last === 0 ? 'no checkpoint' : `checkpoints up to step ${last}`}, so fromStep may be 1 to ${last + 1}`,
+      );
+    }
+    return { row, steps, fromStep: requested ?? failedStep(steps, last) };
+  }
+
+  /** The retry itself: the row after it, or why there was none (the workflow changed meanwhile). */
+  protected async retryStored(id: string, fromStep: number, executorId: string | null, appVersion: string | null): Promise<WorkflowRow> {
+    const row = await this.provider.retryWorkflow(id, fromStep, executorId, appVersion, Date.now());
+    if (row) return row;
+    const now = await this.provider.getWorkflow(id);
+    if (!now) throw new WorkflowNotFoundError(id);
+    throw notRetryable(id, now.status);
   }
 
   /**

@@ -20,9 +20,8 @@ import type {
   Workflow,
   WorkflowFunction,
   WorkflowHandle,
-  WorkflowStatus,
 } from '../types.js';
-import { Client, openDatabase, type Opened } from './client.js';
+import { Client, openDatabase, RESUMABLE, type Opened } from './client.js';
 import type { ChildStart, EngineCore } from './core.js';
 import {
   EngineClosedError,
@@ -41,7 +40,6 @@ import { Registry, rememberWorkflow, type Registration } from './registry.js';
 import { roundTrip } from './serialization.js';
 import { assertDuration, assertInt32, assertName, assertOptions, assertPositiveInteger } from './validate.js';
 
-const RESUMABLE: ReadonlySet<WorkflowStatus> = new Set(['CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 const DEFAULT_LEASE_MS = 30_000;
 /** Workflows whose checkpoints recovery loads in one query. */
@@ -589,7 +587,7 @@ export class Engine extends Client {
    * @example
    * const handle = await engine.resume('order-42');
    */
-  async resume<O = unknown>(id: string): Promise<WorkflowHandle<O>> {
+  override async resume<O = unknown>(id: string): Promise<WorkflowHandle<O>> {
     assertName('workflow id', id);
     this.assertOpen(`cannot resume workflow '${id}'`);
     const before = await this.provider.getWorkflow(id);
@@ -620,33 +618,13 @@ export class Engine extends Client {
    * await engine.retry('order-D1');                  // from the step that failed
    * await engine.retry('order-D1', { fromStep: 2 }); // steps 2 and later run again
    */
-  async retry<O = unknown>(id: string, options?: RetryWorkflowOptions): Promise<WorkflowHandle<O>> {
-    assertName('workflow id', id);
-    assertOptions('retry options', options);
-    const requested = options?.fromStep === undefined ? undefined : assertPositiveInteger('fromStep', options.fromStep);
-    this.assertOpen(`cannot retry workflow '${id}'`);
-    const before = await this.provider.getWorkflow(id);
-    if (!before) throw new WorkflowNotFoundError(id);
-    if (!RESUMABLE.has(before.status)) throw notRetryable(id, before.status);
+  override async retry<O = unknown>(id: string, options?: RetryWorkflowOptions): Promise<WorkflowHandle<O>> {
+    const { row: before, steps, fromStep } = await this.planRetry(id, options);
     const reg = this.registry.get(before.name);
     if (!reg) throw new UnknownWorkflowError(before.name, id);
-    const steps = await this.provider.listSteps(id);
-    const last = steps.reduce((max, s) => Math.max(max, s.stepId), 0);
-    if (requested !== undefined && requested > last + 1) {
-      throw new InvalidArgumentError(
-        'fromStep',
-        `fromStep ${requested} is past the end of workflow '${id}': it has ${last === 0 ? 'no checkpoint' : `checkpoints up to step ${last}`}, so fromStep may be 1 to ${last + 1}`,
-      );
-    }
-    const fromStep = requested ?? failedStep(steps, last);
     // A cancelled execution still unwinding here must end before the row is PENDING again.
     await this.running.get(id)?.done;
-    const row = await this.provider.retryWorkflow(id, fromStep, this.executorId, this.appVersion, Date.now());
-    if (!row) {
-      const now = await this.provider.getWorkflow(id);
-      if (!now) throw new WorkflowNotFoundError(id);
-      throw notRetryable(id, now.status);
-    }
+    const row = await this.retryStored(id, fromStep, this.executorId, this.appVersion);
     if (!this.running.has(id)) void this.resumeExecution(row, steps.filter((s) => s.stepId < fromStep && s.stepId > -fromStep));
     return new Handle<O>(this, id);
   }
@@ -815,18 +793,4 @@ function settle(outcome: Exclude<Outcome, { kind: 'abandoned' }>): unknown {
   if (outcome.kind === 'stored') return resultOf(outcome.row);
   if (outcome.status === 'SUCCESS') return outcome.value;
   throw outcome.error;
-}
-
-/** The step a retry starts from by default: the last one that recorded an error, else the one after the last checkpoint. */
-function failedStep(steps: StepRow[], last: number): number {
-  let failed = 0;
-  for (const s of steps) if (s.stepId > failed && s.error !== null) failed = s.stepId;
-  return failed > 0 ? failed : last + 1;
-}
-
-function notRetryable(id: string, status: WorkflowStatus): InvalidArgumentError {
-  return new InvalidArgumentError(
-    'id',
-    `workflow '${id}' is ${status}; retry runs a workflow that ended ERROR, CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED (cancel a running one first)`,
-  );
 }

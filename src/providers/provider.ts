@@ -311,16 +311,17 @@ export interface Provider {
   cancelWorkflow(id: string, error: string, now: number): Promise<CancelResult>;
   /**
    * Moves a CANCELLED, ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow back to PENDING under this
-   * executor and version, clearing its outcome, deadline and recovery count. Returns the row after the call.
+   * executor (null: unowned, for a live executor to adopt), clearing its outcome, deadline and
+   * recovery count; a workflow with no app version takes `appVersion`. Returns the row after the call.
    */
-  resumeWorkflow(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined>;
+  resumeWorkflow(id: string, executorId: string | null, appVersion: string | null, now: number): Promise<WorkflowRow | undefined>;
   /**
    * Like resumeWorkflow, and in the same transaction drops the checkpoints from `fromStep` on (wait
    * deadlines under negated ids too), with the events and stream entries those steps wrote, so the
    * workflow runs again from that step under its own id. Returns the row after the call, or
    * undefined when the workflow was not CANCELLED, ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED.
    */
-  retryWorkflow(id: string, fromStep: number, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined>;
+  retryWorkflow(id: string, fromStep: number, executorId: string | null, appVersion: string | null, now: number): Promise<WorkflowRow | undefined>;
   /**
    * Inserts `row` as a new PENDING workflow and copies the checkpoints of `sourceId` below
    * `fromStep`, in one transaction. Returns null when inserted, or the row already under that id.

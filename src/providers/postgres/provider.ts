@@ -393,12 +393,12 @@ export class PostgresProvider implements Provider {
     });
   }
 
-  async resumeWorkflow(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
+  async resumeWorkflow(id: string, executorId: string | null, appVersion: string | null, now: number): Promise<WorkflowRow | undefined> {
     await this.query(this.sql.resumeWorkflow, [id, executorId, appVersion, now]);
     return this.getWorkflow(id);
   }
 
-  async retryWorkflow(id: string, fromStep: number, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
+  async retryWorkflow(id: string, fromStep: number, executorId: string | null, appVersion: string | null, now: number): Promise<WorkflowRow | undefined> {
     const res = await this.query(this.sql.retryWorkflow, [id, executorId, appVersion, now, fromStep]);
     return res.rows[0] ? toWorkflowRow(res.rows[0] as Record<string, unknown>) : undefined;
   }

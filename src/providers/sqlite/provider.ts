@@ -422,13 +422,13 @@ export class SqliteProvider implements Provider {
     return rows.map((r) => ({ offset: r.offset_id, value: r.value, closed: r.closed === 1 }));
   }
 
-  async resumeWorkflow(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
+  async resumeWorkflow(id: string, executorId: string | null, appVersion: string | null, now: number): Promise<WorkflowRow | undefined> {
     const resumed = await this.retryBusy(() => this.stmt(sqliteStatements.resumeWorkflow).run(executorId, appVersion, now, now, id).changes === 1);
     if (resumed) this.bus.emit(`w:${id}`);
     return this.getWorkflow(id);
   }
 
-  async retryWorkflow(id: string, fromStep: number, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
+  async retryWorkflow(id: string, fromStep: number, executorId: string | null, appVersion: string | null, now: number): Promise<WorkflowRow | undefined> {
     const retry = this.db.transaction((): WorkflowRow | undefined => {
       if (this.stmt(sqliteStatements.resumeWorkflow).run(executorId, appVersion, now, now, id).changes !== 1) return undefined;
       const drop = { id, from: fromStep };
