@@ -181,6 +181,9 @@ async function checkEsm(dir: string, env: NodeJS.ProcessEnv): Promise<void> {
     assertStackResolves(out.recordedStack, dir, sub, `ESM${maps ? ' with source maps' : ''}, recorded`);
   }
   assert.ok(statSync(join(dir, 'app.db')).size > 0, 'the SQLite file holds the workflows');
+  // The `cairn` command is installed as the package's bin, and reads that database.
+  const listed = JSON.parse((await run(join(dir, 'node_modules', '.bin', 'cairn'), ['--database', 'sqlite:./app.db', '--json', 'workflows', 'list'], dir, env, 60_000)).stdout) as Array<{ status: string }>;
+  assert.deepEqual([...new Set(listed.map((w) => w.status))].sort(), ['ERROR', 'SUCCESS'], `cairn workflows list printed ${JSON.stringify(listed)}`);
 }
 
 describe('packaging', { timeout: 15 * 60_000 }, () => {

@@ -1,5 +1,5 @@
 /**
  * Test helpers, imported from `cairn/testing`: they need no database.
  */
-export { checkReplay } from './replay.js';
+export { checkReplay } from '../versions/replay.js';
 export type { ReplayCheck, ReplayDivergence, WorkflowHistory } from '../types.js';
