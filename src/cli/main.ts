@@ -34,6 +34,9 @@ async function main(argv: string[], out: (text: string) => void = (t) => process
 
   const globals = (): Globals => program.opts<Globals>();
   const print = (json: unknown, human: () => string) => out(globals().json ? toJson(json) : human());
+  /** A list as JSON, or as a table with a row per item (`empty` said instead of an empty table). */
+  const printRows = <T>(items: T[], header: string[], row: (item: T) => string[], empty?: string) =>
+    print(items, () => (items.length === 0 && empty !== undefined ? empty : table(header, items.map(row))));
   const withClient = async <T>(fn: (client: Client) => Promise<T>): Promise<T> => {
     const client = await Client.open({ ...target(globals()), migrate: false });
     try {
@@ -41,6 +44,12 @@ async function main(argv: string[], out: (text: string) => void = (t) => process
     } finally {
       await client.close();
     }
+  };
+
+  /** Runs an action on one workflow, then reports the status it is left in. */
+  const steer = async (id: string, action: (client: Client) => Promise<unknown>) => {
+    const status = await withClient(async (c) => (await action(c), (await c.getWorkflow(id)).status));
+    print({ id, status }, () => `workflow '${id}' is ${status}${status === 'PENDING' ? '; a live engine that registers it adopts it at its next heartbeat' : ''}`);
   };
 
   program
@@ -70,13 +79,11 @@ async function main(argv: string[], out: (text: string) => void = (t) => process
       if (o.createdAfter !== undefined) filter.createdAfter = instant('--created-after', o.createdAfter);
       if (o.createdBefore !== undefined) filter.createdBefore = instant('--created-before', o.createdBefore);
       const list = await withClient((c) => c.listWorkflows(filter));
-      print(list, () =>
-        list.length === 0
-          ? 'no workflows match'
-          : table(
-              ['ID', 'NAME', 'STATUS', 'QUEUE', 'EXECUTOR', 'VERSION', 'CREATED'],
-              list.map((w) => [w.id, w.name, w.status, w.queue ?? '', w.executorId ?? '', w.appVersion ?? '', time(w.createdAt)]),
-            ),
+      printRows(
+        list,
+        ['ID', 'NAME', 'STATUS', 'QUEUE', 'EXECUTOR', 'VERSION', 'CREATED'],
+        (w) => [w.id, w.name, w.status, w.queue ?? '', w.executorId ?? '', w.appVersion ?? '', time(w.createdAt)],
+        'no workflows match',
       );
     });
   workflows
@@ -100,61 +107,51 @@ async function main(argv: string[], out: (text: string) => void = (t) => process
     .description("a workflow's checkpoints in order")
     .action(async (id: string) => {
       const steps = await withClient((c) => c.listSteps(id));
-      print(steps, () =>
-        steps.length === 0
-          ? `workflow '${id}' has no checkpoints`
-          : table(
-              ['STEP', 'NAME', 'ATTEMPTS', 'MS', 'RESULT'],
-              steps.map((s) => [
-                String(s.stepId), s.name, String(s.attempts), String(s.completedAt.getTime() - s.startedAt.getTime()),
-                s.error !== null && s.error !== undefined ? `error ${summary(s.error)}` : s.childId ? `child ${s.childId}` : summary(s.output),
-              ]),
-            ),
+      printRows(
+        steps,
+        ['STEP', 'NAME', 'ATTEMPTS', 'MS', 'RESULT'],
+        (s) => [
+          String(s.stepId), s.name, String(s.attempts), String(s.completedAt.getTime() - s.startedAt.getTime()),
+          s.error !== null && s.error !== undefined ? `error ${summary(s.error)}` : s.childId ? `child ${s.childId}` : summary(s.output),
+        ],
+        `workflow '${id}' has no checkpoints`,
       );
     });
   workflows
     .command('cancel <id>')
     .description('cancel a workflow and its unfinished children')
-    .action(async (id: string) => {
-      const status = await withClient(async (c) => (await c.cancel(id), (await c.getWorkflow(id)).status));
-      print({ id, status }, () => `workflow '${id}' is ${status}`);
-    });
+    .action((id: string) => steer(id, (c) => c.cancel(id)));
   workflows
     .command('resume <id>')
     .description('run a CANCELLED or ERROR workflow again from its checkpoints, on a live engine that registers it')
-    .action(async (id: string) => {
-      const status = await withClient(async (c) => (await c.resume(id), (await c.getWorkflow(id)).status));
-      print({ id, status }, () => `workflow '${id}' is ${status}${status === 'PENDING' ? '; a live engine that registers it adopts it at its next heartbeat' : ''}`);
-    });
+    .action((id: string) => steer(id, (c) => c.resume(id)));
   workflows
     .command('retry <id>')
     .description('run a failed or cancelled workflow again under its id, from the failed step or --from-step')
     .option('--from-step <n>', 'the first step to run again')
     .action(async (id: string, o: { fromStep?: string }) => {
       const fromStep = o.fromStep === undefined ? undefined : count('--from-step', o.fromStep);
-      const status = await withClient(async (c) => (await c.retry(id, fromStep === undefined ? {} : { fromStep }), (await c.getWorkflow(id)).status));
-      print({ id, status }, () => `workflow '${id}' is ${status}; a live engine that registers it adopts it at its next heartbeat`);
+      await steer(id, (c) => c.retry(id, fromStep === undefined ? {} : { fromStep }));
     });
 
   program
     .command('executors')
     .description('the engines of the fleet: alive, heartbeat age, pending workflows')
     .action(async () => {
-      const list = await withClient((c) => c.listExecutors());
-      print(list, () =>
-        table(
-          ['ID', 'HOST', 'PID', 'VERSION', 'ALIVE', 'HEARTBEAT', 'PENDING'],
-          list.map((e) => [e.id, e.hostname, String(e.pid), e.appVersion, e.alive ? 'yes' : 'no', `${age(e.heartbeatAt)} ago`, String(e.pending)]),
-        ),
+      printRows(
+        await withClient((c) => c.listExecutors()),
+        ['ID', 'HOST', 'PID', 'VERSION', 'ALIVE', 'HEARTBEAT', 'PENDING'],
+        (e) => [e.id, e.hostname, String(e.pid), e.appVersion, e.alive ? 'yes' : 'no', `${age(e.heartbeatAt)} ago`, String(e.pending)],
       );
     });
   program
     .command('versions')
     .description('app versions seen, with live executors and pending workflows')
     .action(async () => {
-      const list = await withClient((c) => c.listVersions());
-      print(list, () =>
-        table(['VERSION', 'EXECUTORS', 'PENDING', 'FIRST SEEN', 'LAST SEEN'], list.map((v) => [v.appVersion, String(v.executors), String(v.pending), time(v.firstSeenAt), time(v.lastSeenAt)])),
+      printRows(
+        await withClient((c) => c.listVersions()),
+        ['VERSION', 'EXECUTORS', 'PENDING', 'FIRST SEEN', 'LAST SEEN'],
+        (v) => [v.appVersion, String(v.executors), String(v.pending), time(v.firstSeenAt), time(v.lastSeenAt)],
       );
     });
   program

@@ -272,28 +272,26 @@ export class WorkflowContext implements Context {
 
   /** The wait of a recv with no checkpoint: a message, or the recorded null once its deadline passes. */
   private awaitMessage<T>(stepId: number, t: string, timeoutMs: number, resolve: (v: T | null | Promise<T | null>) => void, reject: (e: unknown) => void): void {
-    {
-      const startedAt = Date.now();
-      const deadline = this.recordedDeadline(stepId, 'cairn.recv') ?? startedAt + timeoutMs;
-      const id = this.workflowId;
-      this.core.waits.wait<RecvOutcome>(
-        [`m:${id}`, `w:${id}`],
-        async (attempt) => {
-          const r = await this.write(() => this.core.provider.recordRecv(id, { stepId, name: 'cairn.recv', startedAt, completedAt: Date.now() }, t, this.core.executorId));
-          if (r.kind !== 'empty') return r;
-          if (attempt === 0) await this.holdDeadline(stepId, 'cairn.recv', deadline, startedAt);
-          // Woken without a message: maybe the workflow was cancelled from another process.
-          if (attempt > 0) {
-            const row = await this.core.provider.getWorkflow(id);
-            if (row?.status !== 'PENDING') return { kind: 'not-pending' as const, status: row?.status };
-          }
-          return undefined;
-        },
-        { deadline, signal: this.cancellation },
-        (got) => resolve(this.received<T>(got, stepId, startedAt)),
-        reject,
-      );
-    }
+    const startedAt = Date.now();
+    const deadline = this.recordedDeadline(stepId, 'cairn.recv') ?? startedAt + timeoutMs;
+    const id = this.workflowId;
+    this.core.waits.wait<RecvOutcome>(
+      [`m:${id}`, `w:${id}`],
+      async (attempt) => {
+        const r = await this.write(() => this.core.provider.recordRecv(id, { stepId, name: 'cairn.recv', startedAt, completedAt: Date.now() }, t, this.core.executorId));
+        if (r.kind !== 'empty') return r;
+        if (attempt === 0) await this.holdDeadline(stepId, 'cairn.recv', deadline, startedAt);
+        // Woken without a message: maybe the workflow was cancelled from another process.
+        if (attempt > 0) {
+          const row = await this.core.provider.getWorkflow(id);
+          if (row?.status !== 'PENDING') return { kind: 'not-pending' as const, status: row?.status };
+        }
+        return undefined;
+      },
+      { deadline, signal: this.cancellation },
+      (got) => resolve(this.received<T>(got, stepId, startedAt)),
+      reject,
+    );
   }
 
   /** The end of a recv: the message, or the recorded null of its timeout, or why it stopped. */

@@ -625,7 +625,7 @@ export class Engine extends Client {
     // A cancelled execution still unwinding here must end before the row is PENDING again.
     await this.running.get(id)?.done;
     const row = await this.retryStored(id, fromStep, this.executorId, this.appVersion);
-    if (!this.running.has(id)) void this.resumeExecution(row, steps.filter((s) => s.stepId < fromStep && s.stepId > -fromStep));
+    if (!this.running.has(id)) void this.resumeExecution(row, checkpointsBefore(steps, fromStep));
     return new Handle<O>(this, id);
   }
 
@@ -670,7 +670,7 @@ export class Engine extends Client {
     if (conflict) {
       throw new InvalidArgumentError('id', `workflow id '${newId}' is already taken (by a '${conflict.row.name}' workflow); a fork needs an id no workflow has`);
     }
-    const replay = steps.filter((s) => s.stepId < fromStep && s.stepId > -fromStep);
+    const replay = checkpointsBefore(steps, fromStep);
     const done = this.execute({ id: newId, name: source.name, fn: reg.fn, storedInput: source.input, deadlineAt: null, recoveryAttempts: 0, replay }, null);
     return new Handle<O>(this, newId, undefined, done);
   }
@@ -793,4 +793,9 @@ function settle(outcome: Exclude<Outcome, { kind: 'abandoned' }>): unknown {
   if (outcome.kind === 'stored') return resultOf(outcome.row);
   if (outcome.status === 'SUCCESS') return outcome.value;
   throw outcome.error;
+}
+
+/** The checkpoints a run from `fromStep` keeps: those before it, with the wait deadlines of those. */
+function checkpointsBefore(steps: StepRow[], fromStep: number): StepRow[] {
+  return steps.filter((s) => s.stepId < fromStep && s.stepId > -fromStep);
 }

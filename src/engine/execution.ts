@@ -108,6 +108,7 @@ export class Execution {
     let output: string | null = null;
     let error: string | null = null;
     let value: unknown;
+    let failedOwn = false;
     try {
       // A microtask first, so a synchronous throw in the function is recorded like any other failure.
       await Promise.resolve();
@@ -124,17 +125,16 @@ export class Execution {
       if (ctx.diverged) return this.diverged(spec, ctx.diverged);
       if (err instanceof EngineClosedError) return { kind: 'abandoned', reason: err };
       if (err instanceof ExecutionSupersededError) return this.superseded(err);
-      // A failure of Cairn's own (a corrupt checkpoint, a bad argument) is the outcome as it is.
-      const diverged = err instanceof CairnError ? undefined : ctx.divergence();
-      if (diverged) return this.diverged(spec, diverged);
       status = 'ERROR';
       error = serializeError(err);
       value = deserializeError(error);
+      failedOwn = err instanceof CairnError;
     }
-    if (status === 'SUCCESS') {
-      const diverged = ctx.divergence();
-      if (diverged) return this.diverged(spec, diverged);
-    }
+    // Code that ended, returning or throwing an error of its own, before reaching checkpoints its
+    // history holds diverged from it. A failure of Cairn's own (a corrupt checkpoint, a bad
+    // argument) is the outcome as it is.
+    const diverged = failedOwn ? undefined : ctx.divergence();
+    if (diverged) return this.diverged(spec, diverged);
     // Past the close deadline, or after the database kept failing, the outcome is not the workflow's own.
     if (this.core.closed) return { kind: 'abandoned', reason: new EngineClosedError(`workflow '${spec.id}' was abandoned`) };
     if (ctx.interrupted) return { kind: 'abandoned', reason: ctx.interrupted, retry: true };

@@ -77,9 +77,8 @@ export interface ClaimRequest {
 /**
  * What a claim returns of each workflow it moved to PENDING: what it takes to run it. A workflow
  * with recovery attempts was run before (its executor died and it went back to its queue), so it
- * has checkpoints to replay.
+ * has checkpoints to replay, and `appVersion` is the version that recorded them.
  */
-/** A claimed workflow; `appVersion` is the version that recorded it when it ran before (a requeued orphan). */
 export type ClaimedWorkflow = Pick<WorkflowRow, 'id' | 'name' | 'input' | 'queue' | 'appVersion' | 'deadlineAt' | 'recoveryAttempts'>;
 
 export interface ClaimResult {
