@@ -504,11 +504,59 @@ export interface ListWorkflowsFilter {
   status?: WorkflowStatus | WorkflowStatus[];
   name?: string;
   queue?: string;
+  /** Only these ids (at most 1,000). */
+  ids?: string[];
+  /** Only ids that start with this text. */
+  idPrefix?: string;
+  /** Only workflows owned by this executor. */
+  executorId?: string;
+  /** Only workflows recorded by this application version. */
+  appVersion?: string;
+  /** Only children of this workflow. */
+  parentId?: string;
   createdAfter?: Date;
   createdBefore?: Date;
+  completedAfter?: Date;
+  completedBefore?: Date;
   limit?: number;
   offset?: number;
   order?: 'asc' | 'desc';
+  /**
+   * Keyset paging: only workflows after this one in the listing's order. Pass the last workflow
+   * of the previous page (any object with its `createdAt` and `id`); the next page is found by an
+   * index seek, however deep it is, and rows inserted meanwhile neither repeat nor shift pages.
+   */
+  after?: { createdAt: Date; id: string };
+}
+
+/** A queue with its limits and how many of its workflows wait, as `listQueues()` returns it. */
+export interface QueueInfo {
+  name: string;
+  concurrency: number | null;
+  workerConcurrency: number | null;
+  rateLimit: { limit: number; periodMs: number } | null;
+  partitioned: boolean;
+  /** Ready to be claimed. */
+  enqueued: number;
+  /** Waiting for their `delayMs`. */
+  delayed: number;
+  /** Claimed and not finished (PENDING). */
+  running: number;
+}
+
+export interface GcOptions {
+  /** Deletes finished workflows completed before this instant, or this many ms ago. */
+  olderThan: Date | number;
+  /** Which finished statuses to delete (default SUCCESS, ERROR and CANCELLED; a parked MAX_RECOVERY_ATTEMPTS_EXCEEDED one only when named). */
+  statuses?: WorkflowStatus[];
+  /** Workflows deleted per transaction (default 1,000). */
+  batchSize?: number;
+  /** Called after each batch with the total deleted so far. */
+  onProgress?: (deleted: number) => void;
+}
+
+export interface GcResult {
+  deleted: number;
 }
 
 export interface CloseOptions {

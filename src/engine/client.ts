@@ -1,15 +1,21 @@
 import { setMaxListeners } from 'node:events';
 import { assertMigrated } from '../providers/migrations.js';
 import { providerFromUrl } from '../providers/open.js';
-import type { InsertConflict, Provider, QueueDefinition, StepRow, WorkflowRow } from '../providers/provider.js';
+import type { InsertConflict, NewWorkflow, Provider, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from '../providers/provider.js';
+import { Schedules } from '../scheduler/schedules.js';
 import { assertSchemaName } from '../providers/schema-name.js';
 import type {
   ClientOptions,
   EnqueueOptions,
   ExecutorInfo,
+  ForkOptions,
+  GcOptions,
+  GcResult,
   ListWorkflowsFilter,
   Logger,
+  QueueInfo,
   RetryWorkflowOptions,
+  ScheduledInput,
   SendOptions,
   StepInfo,
   VersionInfo,
@@ -19,7 +25,6 @@ import type {
   WorkflowRef,
   WorkflowStatus,
 } from '../types.js';
-import { WORKFLOW_STATUSES } from '../types.js';
 import {
   DuplicateQueueEntryError,
   EngineClosedError,
@@ -29,16 +34,15 @@ import {
   WorkflowNotFoundError,
 } from './errors.js';
 import { DEFAULT_WAIT_MS } from './context.js';
+import { gcRequest, listFilter } from './filters.js';
 import { Handle, type HandleSource } from './handle.js';
 import { newWorkflowId } from './ids.js';
 import { isTerminal, resultOf, toStepInfo, toWorkflowInfo } from './info.js';
 import { deserialize, serialize, serializeError } from './serialization.js';
 import {
-  assertDate,
   assertDuration,
   assertInt32,
   assertName,
-  assertNonNegativeInteger,
   assertOptions,
   assertPositiveInteger,
   describe,
@@ -136,6 +140,12 @@ export class Client implements HandleSource {
   /** The provider itself; `provider` is this behind a guard that refuses calls once it is closed. */
   private readonly rawProvider: Provider;
   private released = false;
+  /**
+   * Schedules stored in the database: list, pause, resume, trigger, backfill. A tick fired from a
+   * Client is enqueued on the schedule's queue, or handed unowned to a live engine that registers
+   * the workflow, which adopts it at its next heartbeat.
+   */
+  readonly schedules: Schedules;
 
   /** Opens the database (migrating it unless `migrate: false`) and returns a client. */
   static async open(options: ClientOptions): Promise<Client> {
@@ -150,7 +160,38 @@ export class Client implements HandleSource {
     this.provider = refuseWhenClosed(opened.provider, () => this.released);
     this.logger = opened.logger;
     this.waits = new Waits(this.provider, opened.pollIntervalMs, this.closeController.signal);
+    this.schedules = new Schedules({
+      provider: this.provider,
+      start: (row, tick, id) => this.startScheduled(row, tick, id),
+      assertFirable: (row) => this.assertFirable(row),
+    });
   }
+
+  /** Starts the workflow of schedule `row` for `tick` under `id`: on its queue, else handed to a live engine. */
+  protected async startScheduled(row: ScheduleRow, tick: number, id: string): Promise<WorkflowHandle> {
+    const input = serialize(scheduledInput(tick), `the input of schedule '${row.name}'`);
+    if (row.queue !== null) {
+      const queue = await this.provider.getQueue(row.queue);
+      if (!queue) throw new InvalidArgumentError('queue', `schedule '${row.name}' enqueues on queue '${row.queue}', which is not declared`);
+      return this.insertQueued(row.workflowName, input, queue, { id }, null);
+    }
+    const conflict = await this.provider.insertWorkflow({
+      id,
+      name: row.workflowName,
+      input,
+      executorId: null,
+      appVersion: null,
+      queue: null,
+      parentId: null,
+      deadlineAt: null,
+      createdAt: Date.now(),
+    });
+    if (conflict) return this.onInsertConflict(conflict, row.workflowName, null, null, 'return-existing');
+    return new Handle(this, id);
+  }
+
+  /** Refuses a schedule no process could fire; a Client cannot know which engines register a name, so it takes any. */
+  protected assertFirable(_row: ScheduleRow): void {}
 
   /** A handle to any workflow by id (it need not exist yet). */
   handle<O = unknown>(id: string): WorkflowHandle<O> {
@@ -271,29 +312,61 @@ export class Client implements HandleSource {
    * const failed = await engine.listWorkflows({ status: 'ERROR', limit: 20, order: 'desc' });
    */
   async listWorkflows(filter: ListWorkflowsFilter = {}): Promise<WorkflowInfo[]> {
-    assertOptions('listWorkflows filter', filter);
-    const statuses = filter.status === undefined ? undefined : Array.isArray(filter.status) ? filter.status : [filter.status];
-    for (const s of statuses ?? []) {
-      if (!WORKFLOW_STATUSES.includes(s as WorkflowStatus)) {
-        throw new InvalidArgumentError('status', `status ${describe(s)} is not one of ${WORKFLOW_STATUSES.join(', ')}`);
-      }
-    }
-    if (filter.order !== undefined && filter.order !== 'asc' && filter.order !== 'desc') {
-      throw new InvalidArgumentError('order', `order must be 'asc' or 'desc', got ${describe(filter.order)}`);
-    }
-    const query: Parameters<Provider['listWorkflows']>[0] = {
-      order: filter.order ?? 'asc',
-      ...(statuses && { statuses }),
-      ...(filter.name !== undefined && { name: assertName('name', filter.name) }),
-      ...(filter.queue !== undefined && { queue: assertName('queue', filter.queue) }),
-      ...(filter.createdAfter !== undefined && { createdAfter: assertDate('createdAfter', filter.createdAfter) }),
-      ...(filter.createdBefore !== undefined && { createdBefore: assertDate('createdBefore', filter.createdBefore) }),
-      ...(filter.limit !== undefined && { limit: assertNonNegativeInteger('limit', filter.limit) }),
-      ...(filter.offset !== undefined && { offset: assertNonNegativeInteger('offset', filter.offset) }),
-    };
+    const query = listFilter(filter);
     this.assertOpen('cannot list workflows');
     const rows = await this.provider.listWorkflows(query);
     return rows.map((r) => toWorkflowInfo(r));
+  }
+
+  /**
+   * Deletes a finished workflow with its steps, messages, events and streams. A workflow still to
+   * run (cancel it first) or with children still to run is refused, and nothing is deleted.
+   *
+   * @example
+   * await engine.deleteWorkflow('order-42');
+   */
+  async deleteWorkflow(id: string): Promise<void> {
+    assertName('workflow id', id);
+    this.assertOpen(`cannot delete workflow '${id}'`);
+    if (await this.provider.deleteWorkflow(id)) return;
+    const row = await this.provider.getWorkflow(id);
+    if (!row) throw new WorkflowNotFoundError(id);
+    if (!isTerminal(row.status)) {
+      throw new InvalidArgumentError('id', `workflow '${id}' is ${row.status}: only a finished workflow can be deleted; cancel it first`);
+    }
+    throw new InvalidArgumentError('id', `workflow '${id}' has child workflows still to run; delete it once they finish, or cancel it, which cancels them`);
+  }
+
+  /**
+   * Deletes finished workflows completed before `olderThan` (a Date, or an age in ms), with
+   * everything stored under their ids, in batches of `batchSize` (one transaction each), oldest
+   * first. Running workflows and parents with a child still to run are never deleted.
+   *
+   * @example
+   * const { deleted } = await engine.gc({ olderThan: 30 * 24 * 3600_000 });
+   */
+  async gc(options: GcOptions): Promise<GcResult> {
+    const { cutoff, statuses, batchSize, onProgress } = gcRequest(options, Date.now());
+    let deleted = 0;
+    for (;;) {
+      this.assertOpen('cannot delete finished workflows');
+      const ids = await this.provider.gcBatch(cutoff, statuses, batchSize);
+      deleted += ids.length;
+      if (ids.length > 0) onProgress?.(deleted);
+      if (ids.length < batchSize) return { deleted };
+    }
+  }
+
+  /**
+   * Every declared queue with its limits and how many of its workflows are ready, delayed and
+   * running, by name.
+   *
+   * @example
+   * for (const q of await client.listQueues()) console.log(q.name, q.enqueued, q.running);
+   */
+  async listQueues(): Promise<QueueInfo[]> {
+    this.assertOpen('cannot list queues');
+    return this.provider.listQueues();
   }
 
   /**
@@ -374,6 +447,65 @@ export class Client implements HandleSource {
     const now = await this.provider.getWorkflow(id);
     if (!now) throw new WorkflowNotFoundError(id);
     throw notRetryable(id, now.status);
+  }
+
+  /**
+   * Starts a new workflow with the same name and input as `id`, reusing its checkpoints before
+   * `fromStep`, from any process: it is left PENDING and unowned, and a live engine that registers
+   * its name adopts it at its next heartbeat. (`engine.fork` runs it in that engine at once.)
+   *
+   * @example
+   * const copy = await client.fork('order-42', { fromStep: 3, id: 'order-42-again' });
+   */
+  async fork<O = unknown>(id: string, options: ForkOptions): Promise<WorkflowHandle<O>> {
+    const { newId } = await this.forkStored(id, options, null, null);
+    return new Handle<O>(this, newId);
+  }
+
+  /**
+   * Stores a fork of `id` owned by `executorId` (null: unowned) once `accept` (if given) takes
+   * its source; returns the source, its checkpoints, the first step to run again and the new id.
+   */
+  protected async forkStored(
+    id: string,
+    options: ForkOptions,
+    executorId: string | null,
+    appVersion: string | null,
+    accept?: (source: WorkflowRow) => void,
+  ): Promise<{ source: WorkflowRow; steps: StepRow[]; fromStep: number; newId: string }> {
+    assertName('workflow id', id);
+    assertOptions('fork options', options);
+    if (options === undefined) throw new InvalidArgumentError('fromStep', 'fork needs options with fromStep');
+    const fromStep = assertPositiveInteger('fromStep', options.fromStep);
+    const newId = options.id === undefined ? newWorkflowId() : assertName('id', options.id);
+    this.assertOpen(`cannot fork workflow '${id}'`);
+    const source = await this.provider.getWorkflow(id);
+    if (!source) throw new WorkflowNotFoundError(id);
+    accept?.(source);
+    const steps = await this.provider.listSteps(id);
+    const last = steps.reduce((max, s) => Math.max(max, s.stepId), 0);
+    if (fromStep > 1 && fromStep > last) {
+      throw new InvalidArgumentError(
+        'fromStep',
+        `fromStep ${fromStep} is past the last recorded step of workflow '${id}' (${last === 0 ? 'it has none' : `step ${last}`})`,
+      );
+    }
+    const row: NewWorkflow = {
+      id: newId,
+      name: source.name,
+      input: source.input ?? serialize(undefined, 'input'),
+      executorId,
+      appVersion,
+      queue: null,
+      parentId: null,
+      deadlineAt: null,
+      createdAt: Date.now(),
+    };
+    const conflict = await this.provider.forkWorkflow(row, id, fromStep);
+    if (conflict) {
+      throw new InvalidArgumentError('id', `workflow id '${newId}' is already taken (by a '${conflict.row.name}' workflow); a fork needs an id no workflow has`);
+    }
+    return { source, steps, fromStep, newId };
   }
 
   /**
@@ -596,4 +728,9 @@ function refuseWhenClosed(provider: Provider, released: () => boolean): Provider
       return guard;
     },
   });
+}
+
+/** What a scheduled workflow receives for `tick`. */
+export function scheduledInput(tick: number): ScheduledInput {
+  return { scheduledAt: new Date(tick), firedAt: new Date() };
 }

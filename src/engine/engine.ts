@@ -5,7 +5,7 @@ import type { AdoptResult, ClaimedWorkflow, QueueDefinition, ScheduleRow, StepRo
 import { Dispatcher } from '../queues/dispatcher.js';
 import { Queue, queueDefinition } from '../queues/queue.js';
 import { Scheduler } from '../scheduler/scheduler.js';
-import { scheduleRow, Schedules, tickId } from '../scheduler/schedules.js';
+import { scheduleRow, tickId } from '../scheduler/schedules.js';
 import type {
   CloseOptions,
   DebounceOptions,
@@ -21,7 +21,7 @@ import type {
   WorkflowFunction,
   WorkflowHandle,
 } from '../types.js';
-import { Client, openDatabase, RESUMABLE, type Opened } from './client.js';
+import { Client, openDatabase, RESUMABLE, scheduledInput, type Opened } from './client.js';
 import type { ChildStart, EngineCore } from './core.js';
 import {
   EngineClosedError,
@@ -79,8 +79,6 @@ export class Engine extends Client {
   private readonly declaredSchedules = new Map<string, ScheduleRow>();
   private readonly scheduler: Scheduler;
   private readonly fleet: Fleet;
-  /** Schedules stored in the database, managed at run time. */
-  readonly schedules: Schedules;
 
   /**
    * Opens the database, applies pending migrations (unless `migrate: false`) and returns an engine.
@@ -149,17 +147,6 @@ export class Engine extends Client {
       awaitResult: (id) => this.awaitResult(id),
       waitForEvent: (workflowId, key, deadline, signal, parking) => this.waitForEvent(workflowId, key, deadline, signal, parking),
     };
-    this.schedules = new Schedules({
-      provider: this.provider,
-      start: (row, tick, id) => this.startScheduled(row, tick, id),
-      assertFirable: (row) => {
-        if (row.queue !== null || this.registry.get(row.workflowName)) return;
-        throw new InvalidArgumentError(
-          'workflow',
-          `schedule '${row.name}' would start workflow '${row.workflowName}', which is not registered in this engine; register it first, or give the schedule a queue whose workers run it`,
-        );
-      },
-    });
     this.scheduler = new Scheduler({
       provider: this.provider,
       waits: this.waits,
@@ -252,9 +239,18 @@ export class Engine extends Client {
     this.scheduler.start();
   }
 
+  /** A schedule of a workflow this engine does not register needs a queue whose workers may. */
+  protected override assertFirable(row: ScheduleRow): void {
+    if (row.queue !== null || this.registry.get(row.workflowName)) return;
+    throw new InvalidArgumentError(
+      'workflow',
+      `schedule '${row.name}' would start workflow '${row.workflowName}', which is not registered in this engine; register it first, or give the schedule a queue whose workers run it`,
+    );
+  }
+
   /** Starts a schedule's workflow for a tick under `id`: here, or on the schedule's queue. */
-  private async startScheduled(row: ScheduleRow, tick: number, id: string): Promise<WorkflowHandle> {
-    const input: ScheduledInput = { scheduledAt: new Date(tick), firedAt: new Date() };
+  protected override async startScheduled(row: ScheduleRow, tick: number, id: string): Promise<WorkflowHandle> {
+    const input = scheduledInput(tick);
     if (row.queue !== null) {
       const queue = await this.queueNamed(row.queue);
       if (!queue) throw new InvalidArgumentError('queue', `schedule '${row.name}' enqueues on queue '${row.queue}', which is not declared`);
@@ -636,42 +632,15 @@ export class Engine extends Client {
    * @example
    * const retry = await engine.fork('order-42', { fromStep: 3, id: 'order-42-retry' });
    */
-  async fork<O = unknown>(id: string, options: ForkOptions): Promise<WorkflowHandle<O>> {
-    assertName('workflow id', id);
-    assertOptions('fork options', options);
-    if (options === undefined) throw new InvalidArgumentError('fromStep', 'fork needs options with fromStep');
-    const fromStep = assertPositiveInteger('fromStep', options.fromStep);
-    const newId = options.id === undefined ? newWorkflowId() : assertName('id', options.id);
-    this.assertOpen(`cannot fork workflow '${id}'`);
-    const source = await this.provider.getWorkflow(id);
-    if (!source) throw new WorkflowNotFoundError(id);
-    const reg = this.registry.get(source.name);
-    if (!reg) throw new UnknownWorkflowError(source.name, id);
-    const steps = await this.provider.listSteps(id);
-    const last = steps.reduce((max, s) => Math.max(max, s.stepId), 0);
-    if (fromStep > 1 && fromStep > last) {
-      throw new InvalidArgumentError(
-        'fromStep',
-        `fromStep ${fromStep} is past the last recorded step of workflow '${id}' (${last === 0 ? 'it has none' : `step ${last}`})`,
-      );
-    }
-    const row = {
-      id: newId,
-      name: source.name,
-      input: source.input ?? roundTrip(undefined, 'input').text,
-      executorId: this.executorId,
-      appVersion: this.appVersion,
-      queue: null,
-      parentId: null,
-      deadlineAt: null,
-      createdAt: Date.now(),
+  override async fork<O = unknown>(id: string, options: ForkOptions): Promise<WorkflowHandle<O>> {
+    const registered = (name: string): Registration => {
+      const reg = this.registry.get(name);
+      if (!reg) throw new UnknownWorkflowError(name, id);
+      return reg;
     };
-    const conflict = await this.provider.forkWorkflow(row, id, fromStep);
-    if (conflict) {
-      throw new InvalidArgumentError('id', `workflow id '${newId}' is already taken (by a '${conflict.row.name}' workflow); a fork needs an id no workflow has`);
-    }
+    const { source, steps, fromStep, newId } = await this.forkStored(id, options, this.executorId, this.appVersion, (row) => registered(row.name));
     const replay = checkpointsBefore(steps, fromStep);
-    const done = this.execute({ id: newId, name: source.name, fn: reg.fn, storedInput: source.input, deadlineAt: null, recoveryAttempts: 0, replay }, null);
+    const done = this.execute({ id: newId, name: source.name, fn: registered(source.name).fn, storedInput: source.input, deadlineAt: null, recoveryAttempts: 0, replay }, null);
     return new Handle<O>(this, newId, undefined, done);
   }
 

@@ -64,6 +64,12 @@ export interface QueueDefinition {
   partitioned: boolean;
 }
 
+export interface QueueRow extends QueueDefinition {
+  enqueued: number;
+  delayed: number;
+  running: number;
+}
+
 export interface ClaimRequest {
   queue: QueueDefinition;
   executorId: string;
@@ -240,8 +246,17 @@ export interface ListFilter {
   statuses?: WorkflowStatus[];
   name?: string;
   queue?: string;
+  ids?: string[];
+  idPrefix?: string;
+  executorId?: string;
+  appVersion?: string;
+  parentId?: string;
   createdAfter?: number;
   createdBefore?: number;
+  completedAfter?: number;
+  completedBefore?: number;
+  /** Keyset paging: rows after this one in the listing's order. */
+  after?: { createdAt: number; id: string };
   limit?: number;
   offset?: number;
   order: 'asc' | 'desc';
@@ -330,6 +345,16 @@ export interface Provider {
   /** Stores (or updates) a queue's definition. */
   upsertQueue(queue: QueueDefinition, now: number): Promise<void>;
   getQueue(name: string): Promise<QueueDefinition | undefined>;
+  /** Every declared queue with how many of its workflows are ENQUEUED, DELAYED and PENDING. */
+  listQueues(): Promise<QueueRow[]>;
+  /**
+   * Deletes up to `limit` finished workflows with a status in `statuses` completed before
+   * `cutoff`, oldest first, with their steps, events, streams and messages, in one transaction.
+   * A parent with a child still to run is kept. Returns the ids deleted.
+   */
+  gcBatch(cutoff: number, statuses: WorkflowStatus[], limit: number): Promise<string[]>;
+  /** Deletes one finished workflow (with no child still to run) and what is stored under its id; false when it was not deletable. */
+  deleteWorkflow(id: string): Promise<boolean>;
   /**
    * In one transaction, serialized with other claims on the same queue: makes due DELAYED workflows
    * ENQUEUED, then moves the next runnable ones to PENDING under this executor, within the queue's

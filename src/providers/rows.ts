@@ -1,5 +1,5 @@
 import type { WorkflowStatus } from '../types.js';
-import type { ClaimedWorkflow, ExecutorRow, HeartbeatResult, ListFilter, QueueDefinition, ScheduleRow, StepRow, VersionRow, WorkflowRow } from './provider.js';
+import type { ClaimedWorkflow, ExecutorRow, HeartbeatResult, ListFilter, QueueDefinition, QueueRow, ScheduleRow, StepRow, VersionRow, WorkflowRow } from './provider.js';
 
 /** Column lists and row mappers shared by the SQL providers (snake_case in SQL, camelCase in TS). */
 
@@ -70,6 +70,10 @@ export function claimedInOrder(rows: Raw[]): ClaimedWorkflow[] {
     .map(toClaimedWorkflow);
 }
 
+export function toQueueRow(r: Raw): QueueRow {
+  return { ...toQueueDefinition(r), enqueued: num(r.enqueued), delayed: num(r.delayed), running: num(r.running) };
+}
+
 export function toQueueDefinition(r: Raw): QueueDefinition {
   const limit = numOrNull(r.rate_limit);
   const periodMs = numOrNull(r.rate_period_ms);
@@ -116,28 +120,49 @@ export function toStepRow(r: Raw): StepRow {
  * Builds the parameterised listWorkflows query. `param(i)` renders the i-th placeholder
  * (`$1` on Postgres, `?` on SQLite); `inList(i)` renders membership in the array bound there.
  */
-export function listWorkflowsQuery(
-  table: string,
-  filter: ListFilter,
-  param: (i: number) => string,
-  inList: (i: number) => string,
-  encodeList: (values: string[]) => unknown,
-): { sql: string; params: unknown[] } {
+/** How a database spells the parts of a listing query that differ. */
+export interface ListDialect {
+  /** The placeholder of the i-th parameter (1-based). */
+  param(i: number): string;
+  /** `column IN (list)` for the list bound as the i-th parameter, without the column. */
+  inList(i: number): string;
+  /** The bound form of a list of text values. */
+  encodeList(values: string[]): unknown;
+  /** A condition that `column` starts with `prefix`, binding what it needs with `bind`. */
+  startsWith(column: string, prefix: string, bind: (value: unknown) => string): string;
+}
+
+/** The workflow listing: every filter is an indexable condition, and `after` pages by keyset. */
+export function listWorkflowsQuery(table: string, filter: ListFilter, dialect: ListDialect): { sql: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   const bind = (v: unknown): string => {
     params.push(v);
-    return param(params.length);
+    return dialect.param(params.length);
   };
-  if (filter.statuses?.length) {
-    params.push(encodeList(filter.statuses));
-    where.push(`status ${inList(params.length)}`);
-  }
+  const bindList = (values: string[]): string => {
+    params.push(dialect.encodeList(values));
+    return dialect.inList(params.length);
+  };
+  if (filter.statuses?.length) where.push(`status ${bindList(filter.statuses)}`);
+  if (filter.ids !== undefined) where.push(`id ${bindList(filter.ids)}`);
+  if (filter.idPrefix !== undefined) where.push(dialect.startsWith('id', filter.idPrefix, bind));
   if (filter.name !== undefined) where.push(`name = ${bind(filter.name)}`);
   if (filter.queue !== undefined) where.push(`queue = ${bind(filter.queue)}`);
+  if (filter.executorId !== undefined) where.push(`executor_id = ${bind(filter.executorId)}`);
+  if (filter.appVersion !== undefined) where.push(`app_version = ${bind(filter.appVersion)}`);
+  if (filter.parentId !== undefined) where.push(`parent_id = ${bind(filter.parentId)}`);
   if (filter.createdAfter !== undefined) where.push(`created_at >= ${bind(filter.createdAfter)}`);
   if (filter.createdBefore !== undefined) where.push(`created_at < ${bind(filter.createdBefore)}`);
-  const dir = filter.order === 'desc' ? 'DESC' : 'ASC';
+  if (filter.completedAfter !== undefined) where.push(`completed_at >= ${bind(filter.completedAfter)}`);
+  if (filter.completedBefore !== undefined) where.push(`completed_at < ${bind(filter.completedBefore)}`);
+  const desc = filter.order === 'desc';
+  if (filter.after !== undefined) {
+    // The plain bound on created_at lets the index seek; the row comparison breaks ties by id.
+    const { createdAt, id } = filter.after;
+    where.push(`created_at ${desc ? '<=' : '>='} ${bind(createdAt)} AND (created_at, id) ${desc ? '<' : '>'} (${bind(createdAt)}, ${bind(id)})`);
+  }
+  const dir = desc ? 'DESC' : 'ASC';
   let sql = `SELECT ${WORKFLOW_COLUMNS} FROM ${table}`;
   if (where.length) sql += ` WHERE ${where.join(' AND ')}`;
   sql += ` ORDER BY created_at ${dir}, id ${dir}`;

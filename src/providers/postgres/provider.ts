@@ -13,6 +13,7 @@ import type {
   DebounceRequest,
   InsertConflict,
   QueueDefinition,
+  QueueRow,
   ChangeListener,
   CheckpointMiss,
   CheckpointOutcome,
@@ -28,6 +29,7 @@ import type {
   VersionRow,
   WorkflowRow,
 } from '../provider.js';
+import type { WorkflowStatus } from '../../types.js';
 import {
   claimedInOrder,
   claimLimits,
@@ -38,6 +40,7 @@ import {
   toExecutorRow,
   toHeartbeatResult,
   toQueueDefinition,
+  toQueueRow,
   toScheduleRow,
   toStepRow,
   toVersionRow,
@@ -285,7 +288,12 @@ export class PostgresProvider implements Provider {
   }
 
   async listWorkflows(filter: ListFilter): Promise<WorkflowRow[]> {
-    const q = listWorkflowsQuery(this.sql.workflowsTable, filter, (i) => `$${i}`, (i) => `= ANY($${i}::text[])`, (v) => v);
+    const q = listWorkflowsQuery(this.sql.workflowsTable, filter, {
+      param: (i) => `$${i}`,
+      inList: (i) => `= ANY($${i}::text[])`,
+      encodeList: (v) => v,
+      startsWith: (column, prefix, bind) => `starts_with(${column}, ${bind(prefix)})`,
+    });
     const res = await this.query({ text: q.sql }, q.params);
     return res.rows.map((r) => toWorkflowRow(r as Record<string, unknown>));
   }
@@ -410,6 +418,18 @@ export class PostgresProvider implements Provider {
       return true;
     });
     return inserted ? null : this.explainConflict(w);
+  }
+
+  async listQueues(): Promise<QueueRow[]> {
+    return (await this.query(this.sql.listQueues, [])).rows.map((r) => toQueueRow(r as Record<string, unknown>));
+  }
+
+  async gcBatch(cutoff: number, statuses: WorkflowStatus[], limit: number): Promise<string[]> {
+    return (await this.query(this.sql.gcBatch, [cutoff, statuses, limit])).rows.map((r) => (r as { id: string }).id);
+  }
+
+  async deleteWorkflow(id: string): Promise<boolean> {
+    return (await this.query(this.sql.deleteWorkflow, [id])).rowCount === 1;
   }
 
   async resetRecoveryAttempts(id: string): Promise<void> {

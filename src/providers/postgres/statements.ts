@@ -471,8 +471,54 @@ export function postgresStatements(schema: string) {
        LEFT JOIN live l ON l.app_version = coalesce(v.app_version, p.app_version)
        ORDER BY 4, 1`,
     ),
+    // Each queue with its limits and how many of its workflows are ready, delayed and running:
+    // three counts, each on a partial index of its status.
+    listQueues: named(
+      'list_queues',
+      `SELECT q.*,
+         (SELECT count(*)::int FROM ${s}.workflows w WHERE w.queue = q.name AND w.status = 'ENQUEUED') AS enqueued,
+         (SELECT count(*)::int FROM ${s}.workflows w WHERE w.queue = q.name AND w.status = 'DELAYED') AS delayed,
+         (SELECT count(*)::int FROM ${s}.workflows w WHERE w.queue = q.name AND w.status = 'PENDING') AS running
+       FROM ${s}.queues q ORDER BY q.name`,
+    ),
+    // A batch of finished workflows completed before $1, oldest first, deleted with everything
+    // stored under their ids. A parent with a child still to run is kept; rows another
+    // transaction holds (a resume, a retry) are skipped, and a status changed meanwhile is rechecked.
+    gcBatch: named(
+      'gc_batch',
+      deleteWorkflows(
+        s,
+        `SELECT id FROM ${s}.workflows w
+         WHERE created_at < $1 AND coalesce(completed_at, updated_at) < $1 AND status = ANY($2::text[]) AND ${noLiveChild(s)}
+         ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED`,
+      ),
+    ),
+    deleteWorkflow: named(
+      'delete_workflow',
+      deleteWorkflows(
+        s,
+        `SELECT id FROM ${s}.workflows w
+         WHERE id = $1 AND status IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED') AND ${noLiveChild(s)}
+         FOR UPDATE`,
+      ),
+    ),
     workflowsTable: `${s}.workflows`,
   };
 }
 
 export type PostgresStatements = ReturnType<typeof postgresStatements>;
+
+/** Keeps a workflow (aliased `w`) that has a child still to run. */
+function noLiveChild(s: string): string {
+  return `NOT EXISTS (SELECT 1 FROM ${s}.workflows c WHERE c.parent_id = w.id AND c.status IN ('PENDING', 'ENQUEUED', 'DELAYED'))`;
+}
+
+/** Deletes the workflows `doomed` selects with their steps, events, streams and messages; returns their ids. */
+function deleteWorkflows(s: string, doomed: string): string {
+  return `WITH doomed AS (${doomed}),
+    steps AS (DELETE FROM ${s}.steps WHERE workflow_id IN (SELECT id FROM doomed)),
+    events AS (DELETE FROM ${s}.events WHERE workflow_id IN (SELECT id FROM doomed)),
+    streams AS (DELETE FROM ${s}.streams WHERE workflow_id IN (SELECT id FROM doomed)),
+    messages AS (DELETE FROM ${s}.messages WHERE destination_id IN (SELECT id FROM doomed))
+  DELETE FROM ${s}.workflows WHERE id IN (SELECT id FROM doomed) RETURNING id`;
+}

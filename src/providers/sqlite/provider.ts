@@ -13,6 +13,7 @@ import type {
   DebounceRequest,
   InsertConflict,
   QueueDefinition,
+  QueueRow,
   ChangeListener,
   CheckpointMiss,
   CheckpointOutcome,
@@ -28,7 +29,8 @@ import type {
   VersionRow,
   WorkflowRow,
 } from '../provider.js';
-import { claimedInOrder, claimLimits, listWorkflowsQuery, nextQueueTime, stepsByWorkflow, toExecutorRow, toHeartbeatResult, toQueueDefinition, toScheduleRow, toStepRow, toVersionRow, toWorkflowRow } from '../rows.js';
+import type { WorkflowStatus } from '../../types.js';
+import { claimedInOrder, claimLimits, listWorkflowsQuery, nextQueueTime, stepsByWorkflow, toExecutorRow, toHeartbeatResult, toQueueDefinition, toQueueRow, toScheduleRow, toStepRow, toVersionRow, toWorkflowRow } from '../rows.js';
 import { Batcher } from '../batcher.js';
 import { isTransientSqliteError, sqliteConnectionError } from '../faults.js';
 import { loadMigrations } from '../migrations.js';
@@ -265,6 +267,30 @@ export class SqliteProvider implements Provider {
     return row ? toQueueDefinition(row) : undefined;
   }
 
+  async listQueues(): Promise<QueueRow[]> {
+    return (this.stmt(sqliteStatements.listQueues).all() as Raw[]).map(toQueueRow);
+  }
+
+  async gcBatch(cutoff: number, statuses: WorkflowStatus[], limit: number): Promise<string[]> {
+    return this.deleteSelected(sqliteStatements.gcBatch, { cutoff, statuses: JSON.stringify(statuses), limit });
+  }
+
+  async deleteWorkflow(id: string): Promise<boolean> {
+    return (await this.deleteSelected(sqliteStatements.deletable, { id })).length === 1;
+  }
+
+  /** Deletes the workflows `select` finds, with everything stored under their ids, in one transaction. */
+  private deleteSelected(select: string, params: Record<string, unknown>): Promise<string[]> {
+    const remove = this.db.transaction((): string[] => {
+      const ids = (this.stmt(select).all(params) as Array<{ id: string }>).map((r) => r.id);
+      if (ids.length === 0) return ids;
+      const list = JSON.stringify(ids);
+      for (const sql of sqliteStatements.deleteOf) this.stmt(sql).run({ ids: list });
+      return ids;
+    });
+    return this.retryBusy(() => remove.immediate());
+  }
+
   async claimQueued(r: ClaimRequest): Promise<ClaimResult> {
     const queue = r.queue.name;
     const claim = this.db.transaction((): ClaimResult => {
@@ -300,13 +326,14 @@ export class SqliteProvider implements Provider {
   }
 
   async listWorkflows(filter: ListFilter): Promise<WorkflowRow[]> {
-    const q = listWorkflowsQuery(
-      sqliteStatements.workflowsTable,
-      filter,
-      () => '?',
-      () => 'IN (SELECT value FROM json_each(?))',
-      (v) => JSON.stringify(v),
-    );
+    const q = listWorkflowsQuery(sqliteStatements.workflowsTable, filter, {
+      param: () => '?',
+      inList: () => 'IN (SELECT value FROM json_each(?))',
+      encodeList: (v) => JSON.stringify(v),
+      // GLOB is case-sensitive and, with its wildcards escaped and a trailing *, seeks the
+      // primary key to the prefix's range (LIKE would fold case and scan).
+      startsWith: (column, prefix, bind) => `${column} GLOB ${bind(`${prefix.replace(/[*?[]/g, '[$&]')}*`)}`,
+    });
     return (this.stmt(q.sql).all(...q.params) as Raw[]).map(toWorkflowRow);
   }
 

@@ -1,5 +1,8 @@
 import { CLAIMED_COLUMNS, SCHEDULE_COLUMNS, STEP_COLUMNS, WORKFLOW_COLUMNS } from '../rows.js';
 
+/** Keeps a workflow (aliased `w`) that has a child still to run. */
+const NO_LIVE_CHILD = `NOT EXISTS (SELECT 1 FROM cairn_workflows c WHERE c.parent_id = w.id AND c.status IN ('PENDING', 'ENQUEUED', 'DELAYED'))`;
+
 /** Every statement the SQLite provider sends; prepared once per connection. */
 export const sqliteStatements = {
   insertWorkflow: `INSERT INTO cairn_workflows (id, name, status, input, queue, executor_id, app_version, parent_id, deadline_at,
@@ -208,5 +211,25 @@ export const sqliteStatements = {
     LEFT JOIN pending p ON p.app_version = k.app_version
     LEFT JOIN live l ON l.app_version = k.app_version
     ORDER BY 4, 1`,
+  listQueues: `SELECT q.*,
+      (SELECT count(*) FROM cairn_workflows w WHERE w.queue = q.name AND w.status = 'ENQUEUED') AS enqueued,
+      (SELECT count(*) FROM cairn_workflows w WHERE w.queue = q.name AND w.status = 'DELAYED') AS delayed,
+      (SELECT count(*) FROM cairn_workflows w WHERE w.queue = q.name AND w.status = 'PENDING') AS running
+    FROM cairn_queues q ORDER BY q.name`,
+  // Finished workflows completed before @cutoff, oldest first; a parent with a child still to run is kept.
+  gcBatch: `SELECT id FROM cairn_workflows w
+    WHERE created_at < @cutoff AND coalesce(completed_at, updated_at) < @cutoff AND status IN (SELECT value FROM json_each(@statuses))
+      AND ${NO_LIVE_CHILD}
+    ORDER BY created_at LIMIT @limit`,
+  deletable: `SELECT id FROM cairn_workflows w
+    WHERE id = @id AND status IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED') AND ${NO_LIVE_CHILD}`,
+  // Everything stored under the ids in @ids, the workflows last.
+  deleteOf: [
+    `DELETE FROM cairn_steps WHERE workflow_id IN (SELECT value FROM json_each(@ids))`,
+    `DELETE FROM cairn_events WHERE workflow_id IN (SELECT value FROM json_each(@ids))`,
+    `DELETE FROM cairn_streams WHERE workflow_id IN (SELECT value FROM json_each(@ids))`,
+    `DELETE FROM cairn_messages WHERE destination_id IN (SELECT value FROM json_each(@ids))`,
+    `DELETE FROM cairn_workflows WHERE id IN (SELECT value FROM json_each(@ids))`,
+  ],
   workflowsTable: 'cairn_workflows',
 } as const;

@@ -1,0 +1,4 @@
+import { defineOperationsSuite } from './operations.js';
+import { postgresTarget } from './helpers/targets.js';
+
+defineOperationsSuite(await postgresTarget('operations'));
