@@ -1,0 +1,4 @@
+import { defineDashboardSuite } from './dashboard.js';
+import { postgresTarget } from './helpers/targets.js';
+
+defineDashboardSuite(await postgresTarget('dashboard'));
