@@ -292,7 +292,8 @@ export class PostgresProvider implements Provider {
       param: (i) => `$${i}`,
       inList: (i) => `= ANY($${i}::text[])`,
       encodeList: (v) => v,
-      startsWith: (column, prefix, bind) => `starts_with(${column}, ${bind(prefix)})`,
+      // LIKE with a literal prefix is a range scan of the text_pattern_ops index (migration 10).
+      startsWith: (column, prefix, bind) => `${column} LIKE ${bind(`${prefix.replace(/[\\%_]/g, '\\$&')}%`)}`,
     });
     const res = await this.query({ text: q.sql }, q.params);
     return res.rows.map((r) => toWorkflowRow(r as Record<string, unknown>));
