@@ -19,14 +19,13 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { Client, migrate, type ListWorkflowsFilter } from '../src/index.js';
 import { dashboardHandler } from '../src/dashboard/index.js';
+import { fillWorkflows } from './lib/fill.js';
 
 const { values } = parseArgs({ options: { rows: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '40' }, only: { type: 'string' } } });
 const ROWS = Number(values.rows);
 const RUNS = Number(values.runs);
 const BUDGET_MS = 300;
 const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const NAMES = ['charge', 'ship', 'notify', 'refund', 'resize', 'report', 'sync', 'import'];
-const DAY = 86_400_000;
 
 interface Measured {
   what: string;
@@ -46,22 +45,6 @@ async function time(what: string, runs: number, fn: () => Promise<number>): Prom
   }
   samples.sort((a, b) => a - b);
   return { what, median: samples[Math.floor(samples.length / 2)]!, p95: samples[Math.min(samples.length - 1, Math.ceil(samples.length * 0.95) - 1)]!, rows };
-}
-
-/** The same SELECT expression on both databases: deterministic, spread over 30 days, 1 in 10 failed. */
-function fillSql(kind: 'postgres' | 'sqlite', table: string, rows: number, now: number): string {
-  const names = `(ARRAY['${NAMES.join("','")}'])[1 + (n % ${NAMES.length})]`;
-  const name = kind === 'postgres' ? names : `CASE n % ${NAMES.length} ${NAMES.map((x, i) => `WHEN ${i} THEN '${x}'`).join(' ')} END`;
-  const created = `${now - 30 * DAY} + ${kind === 'postgres' ? 'n::bigint' : 'n'} * ${Math.floor((30 * DAY) / rows)}`;
-  const pad = kind === 'postgres' ? `lpad(n::text, 8, '0')` : `substr('00000000' || n, -8, 8)`;
-  const select = `SELECT 'wf-' || ${pad}, ${name}, CASE WHEN n % 10 = 0 THEN 'ERROR' ELSE 'SUCCESS' END,
-      '{"json":{"order":' || n || '}}', CASE WHEN n % 10 = 0 THEN NULL ELSE '{"json":{"ok":true}}' END,
-      CASE WHEN n % 10 = 0 THEN '{"json":{"name":"Error","message":"declined"}}' ELSE NULL END,
-      'bench-executor', 'v1', ${created}, ${created}, ${created} + 1500, ${created} + 1500`;
-  const columns = `(id, name, status, input, output, error, executor_id, app_version, created_at, started_at, completed_at, updated_at)`;
-  return kind === 'postgres'
-    ? `INSERT INTO ${table} ${columns} ${select} FROM generate_series(1, ${rows}) AS n`
-    : `WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ${rows}) INSERT INTO ${table} ${columns} ${select} FROM s`;
 }
 
 async function serve(client: Client): Promise<{ server: Server; url: string }> {
@@ -123,7 +106,7 @@ async function postgres(): Promise<void> {
     await db.connect();
     try {
       const t = performance.now();
-      await db.query(fillSql('postgres', 'cairn.workflows', ROWS, Date.now()));
+      await db.query(fillWorkflows({ kind: 'postgres', prefix: 'cairn.', rows: ROWS, now: Date.now() }));
       await db.query('VACUUM ANALYZE cairn.workflows');
       console.log(`postgres: filled ${ROWS.toLocaleString('en-US')} rows in ${((performance.now() - t) / 1000).toFixed(1)} s`);
       await measure('PostgreSQL', database, () => db.query({ name: 'floor', text: 'SELECT id, status FROM cairn.workflows WHERE id = $1', values: ['wf-00000042'] }));
@@ -144,7 +127,7 @@ async function sqlite(): Promise<void> {
     const db = new Database(path);
     db.pragma('journal_mode = WAL');
     const t = performance.now();
-    db.exec(fillSql('sqlite', 'cairn_workflows', ROWS, Date.now()));
+    db.exec(fillWorkflows({ kind: 'sqlite', prefix: 'cairn_', rows: ROWS, now: Date.now() }));
     db.exec('ANALYZE');
     console.log(`sqlite: filled ${ROWS.toLocaleString('en-US')} rows in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     const lookup = db.prepare('SELECT id, status FROM cairn_workflows WHERE id = ?');

@@ -6,6 +6,7 @@ export {
   CairnError,
   ContextUsageError,
   CorruptValueError,
+  DagValidationError,
   DatabaseConnectionError,
   DuplicateQueueEntryError,
   ERROR_CODES,
@@ -19,14 +20,17 @@ export {
   SerializationError,
   StepRetriesExceededError,
   StepTimeoutError,
+  TaskNotWaitingError,
   UnknownWorkflowError,
   WorkflowCancelledError,
   WorkflowConflictError,
   WorkflowNotFoundError,
   WorkflowTimeoutError,
 } from './engine/errors.js';
-export type { CairnErrorCode } from './engine/errors.js';
+export type { CairnErrorCode, TaskNotWaitingReason } from './engine/errors.js';
+export { DagBuilder } from './dag/builder.js';
 export { migrate } from './providers/migrate.js';
+export { TransactionBodyError } from './providers/provider.js';
 export { providerFromUrl } from './providers/open.js';
 export { PostgresProvider } from './providers/postgres/provider.js';
 export type { PostgresProviderOptions } from './providers/postgres/provider.js';
@@ -46,6 +50,7 @@ export type {
   DebounceRequest,
   InsertConflict,
   QueueDefinition,
+  QueueRow,
   ScheduleRow,
   StepEffect,
   StreamEntry,
@@ -63,16 +68,27 @@ export { SqliteProvider } from './providers/sqlite/provider.js';
 export type { SqliteProviderOptions, SqliteSynchronous } from './providers/sqlite/provider.js';
 export { WORKFLOW_STATUSES } from './types.js';
 export type {
+  AllOptions,
+  AllResults,
   ChildOptions,
   ClientOptions,
   CloseOptions,
   Context,
+  DagOptions,
+  DagProblem,
+  DagProblemKind,
+  DagResult,
+  DagWorkflow,
   DebounceOptions,
   EngineOptions,
   EnqueueOptions,
   ExecutorInfo,
   ForkOptions,
+  GcOptions,
+  GcResult,
   ListWorkflowsFilter,
+  QueueInfo,
+  RetentionOptions,
   Logger,
   QueueOptions,
   ReplayCheck,
@@ -89,6 +105,11 @@ export type {
   StepAttempt,
   StepInfo,
   StepOptions,
+  TaskArgs,
+  TaskOptions,
+  TaskOutcome,
+  TriggerRule,
+  TriggerRuleName,
   VersionInfo,
   Workflow,
   WorkflowFunction,

@@ -195,6 +195,13 @@ export interface StartOptions {
   delayMs?: number;
   /** Required on partitioned queues: the limits apply to each key on its own. */
   partitionKey?: string;
+  /**
+   * Your own open transaction on Cairn's database: the workflow is inserted by it, so it exists,
+   * and runs (or can be claimed from its queue), only once you commit; a rollback leaves nothing.
+   * On PostgreSQL a `pg` client on which you ran BEGIN; on SQLite the `better-sqlite3` database on
+   * Cairn's file with a transaction open (await the start before you COMMIT).
+   */
+  transaction?: unknown;
 }
 
 /** Options of `client.enqueue`: a queue is required. */
@@ -312,6 +319,20 @@ export interface Context {
    */
   step<T>(name: string, fn: (attempt: StepAttempt) => Promise<T> | T, options?: StepOptions): Promise<T>;
   /**
+   * Runs `fn` inside a transaction of Cairn's own database that also writes this call's
+   * checkpoint: its writes to your tables and the checkpoint commit together, so they happen
+   * exactly once. A replay returns the recorded result and `fn` does not run. A failing `fn` rolls
+   * back and follows `options.retry`. On PostgreSQL `tx` is a `pg` client in the transaction (a
+   * serialization failure or deadlock runs it again); on SQLite it is the `better-sqlite3`
+   * database, and `fn` must be synchronous.
+   *
+   * @example
+   * await ctx.transaction('reserve', async (tx: pg.PoolClient) => {
+   *   await tx.query('UPDATE stock SET held = held + $1 WHERE sku = $2', [qty, sku]);
+   * });
+   */
+  transaction<T, Tx = unknown>(name: string, fn: (tx: Tx) => Promise<T> | T, options?: StepOptions): Promise<T>;
+  /**
    * Waits `ms` durably: the wake-up instant is recorded, so after a crash only the rest is waited.
    *
    * @example
@@ -374,7 +395,28 @@ export interface Context {
   startChild<I, O>(workflow: Workflow<I, O>, input: I, options?: ChildOptions): Promise<WorkflowHandle<O>>;
   /** `startChild`, then waits for the child and records its result (or error) in the parent. */
   runChild<I, O>(workflow: Workflow<I, O>, input: I, options?: ChildOptions): Promise<O>;
+  /**
+   * Runs thunks that make Context calls, at most `concurrency` at once (default: all), started in
+   * order, and resolves with their results in order once every one has settled; if any failed, it
+   * rejects then with the error of the first failed thunk by position. Each thunk's calls take
+   * step ids of their own, so the ids never depend on which thunk starts or finishes first: a
+   * replay finds every checkpoint where it was. While it runs, Context calls may only be made
+   * inside its thunks.
+   *
+   * @example
+   * const sizes = await ctx.all(files.map((f) => () => ctx.step(`size:${f}`, () => stat(f))), { concurrency: 5 });
+   */
+  all<T extends readonly (() => unknown)[] | []>(thunks: T, options?: AllOptions): Promise<AllResults<T>>;
 }
+
+/** Options of `ctx.all`. */
+export interface AllOptions {
+  /** Most thunks running at once (default: every thunk at once). */
+  concurrency?: number;
+}
+
+/** What `ctx.all` resolves with: each thunk's awaited result, in order. */
+export type AllResults<T extends readonly (() => unknown)[]> = { -readonly [K in keyof T]: T[K] extends () => infer R ? Awaited<R> : never };
 
 export interface ChildOptions {
   /** The child's id (default `${parentId}-${stepId}`). */
@@ -390,6 +432,94 @@ export interface ChildOptions {
   priority?: number;
   /** With `queue`, on a partitioned queue: the child's partition key. */
   partitionKey?: string;
+}
+
+/** How a task of a pipeline ended, as its dependents' triggers see it. */
+export type TaskOutcome = 'success' | 'failed' | 'skipped';
+
+/** The built-in trigger rules of pipeline tasks. */
+export type TriggerRuleName = 'all_success' | 'all_done' | 'one_success' | 'one_failed' | 'none_failed';
+
+/**
+ * When a task with dependencies runs: a built-in rule, or a function of its dependencies'
+ * outcomes, called once every dependency has settled (true: run; false: skip). It must be pure:
+ * a replay calls it again and must get the same answer.
+ */
+export type TriggerRule = TriggerRuleName | ((outcomes: Readonly<Record<string, TaskOutcome>>) => boolean);
+
+/** What a pipeline task's function receives. */
+export interface TaskArgs<I, D> {
+  /** The pipeline run's input. */
+  input: I;
+  /** The outputs of its dependencies that succeeded, by key. */
+  deps: D;
+  /** The outcome of each dependency that had settled when the task's trigger held, by key. */
+  outcomes: Readonly<Record<string, TaskOutcome>>;
+  /** Aborts when the run is cancelled or times out, or when the task's timeoutMs passes. */
+  signal: AbortSignal;
+  /** 1 on the first attempt. */
+  attempt: number;
+}
+
+/** Options of one pipeline task (`engine.dag(name).task(key, fn, options)`). */
+export interface TaskOptions<D extends string = string> {
+  /** Keys of the tasks it runs after (default none: it runs at once). */
+  dependsOn?: readonly D[];
+  /** When it runs, given its dependencies' outcomes (default `'all_success'`). */
+  trigger?: TriggerRule;
+  /** Retries of its function, as for a step. */
+  retry?: RetryOptions;
+  /**
+   * Per-attempt limit of its function, in ms (> 0). For an external task, the limit of the wait
+   * for its completion instead: past it the task fails with StepTimeoutError.
+   */
+  timeoutMs?: number;
+  /**
+   * Its output comes from outside: once its trigger holds, its function runs (to ask for the
+   * completion: send the email, register the webhook), then it waits for
+   * `engine.completeTask(runId, key, value)`, and `value` is its output.
+   */
+  external?: boolean;
+}
+
+/** Options of a pipeline (`engine.dag(name, options)`). */
+export interface DagOptions {
+  /** Most task functions running at once in one run (default: no limit). */
+  maxParallel?: number;
+}
+
+export type DagProblemKind = 'cycle' | 'missing-dependency' | 'duplicate-key' | 'blank-key' | 'invalid-timeout' | 'invalid-trigger';
+
+/** One problem `build()` found in a pipeline; `DagValidationError.problems` lists them all. */
+export interface DagProblem {
+  kind: DagProblemKind;
+  /**
+   * The keys concerned: a cycle's keys in order (each runs before the next, and the last before
+   * the first); for a missing dependency, the task then the key it names; otherwise the task.
+   */
+  keys: string[];
+  message: string;
+}
+
+/** What a pipeline run returns when no task failed. */
+export interface DagResult<O> {
+  /** The content version of the pipeline's shape the run had (see `DagWorkflow.version`). */
+  version: string;
+  /** The outputs of the tasks that ran, by key. */
+  outputs: Partial<O>;
+  /** Keys of the tasks whose trigger could not hold, in declaration order. */
+  skipped: string[];
+}
+
+/** A pipeline, as `build()` returns it: a registered workflow, plus its shape. */
+export interface DagWorkflow<I, O> extends Workflow<I, DagResult<O>> {
+  /**
+   * A hash of the pipeline's shape (task keys in order, dependencies, triggers, which tasks are
+   * external). Each run records it as its first checkpoint, named `cairn.dag:<version>`.
+   */
+  readonly version: string;
+  /** The task keys, in declaration order. */
+  readonly tasks: readonly string[];
 }
 
 export interface SendOptions {
@@ -478,6 +608,12 @@ export interface ClientOptions {
    * 1,000 ms on SQLite.
    */
   pollIntervalMs?: number;
+  /**
+   * The most bytes (UTF-8, as stored) one value may take: a workflow's input or output, a step's
+   * output, a message, an event, a stream value. A bigger one raises SerializationError naming
+   * its largest part and its size, and nothing is stored. Default 16 MiB; at most 512 MiB.
+   */
+  maxPayloadBytes?: number;
 }
 
 export interface EngineOptions extends ClientOptions {
@@ -498,6 +634,20 @@ export interface EngineOptions extends ClientOptions {
   appVersion?: string;
   /** Recoveries without progress after which a workflow is parked in MAX_RECOVERY_ATTEMPTS_EXCEEDED (default 50). */
   maxRecoveryAttempts?: number;
+  /** Deletes finished workflows automatically, as `gc` does, on a timer: see RetentionOptions. */
+  retention?: RetentionOptions;
+}
+
+/** `Engine.open({ retention })`: how long finished workflows are kept. */
+export interface RetentionOptions {
+  /** Finished workflows that completed longer ago than this (ms) are deleted with everything stored under them. */
+  completedOlderThanMs: number;
+  /** Which finished statuses (default SUCCESS, ERROR and CANCELLED). */
+  statuses?: WorkflowStatus[];
+  /** How often this engine cleans up, in ms (default an hour; the first time at a random point of the first interval). */
+  intervalMs?: number;
+  /** Workflows deleted per transaction (default 1,000). */
+  batchSize?: number;
 }
 
 export interface ListWorkflowsFilter {

@@ -7,6 +7,7 @@ import {
   CairnError,
   ContextUsageError,
   CorruptValueError,
+  DagValidationError,
   DatabaseConnectionError,
   DuplicateQueueEntryError,
   ERROR_CODES,
@@ -20,6 +21,7 @@ import {
   SerializationError,
   StepRetriesExceededError,
   StepTimeoutError,
+  TaskNotWaitingError,
   UnknownWorkflowError,
   WORKFLOW_STATUSES,
   WorkflowCancelledError,
@@ -52,6 +54,8 @@ const samples: Record<ErrorName, () => CairnError> = {
   ExecutionInterruptedError: () => new ExecutionInterruptedError('wf-1', new Error('connection terminated')),
   CorruptValueError: () => new CorruptValueError("the output of workflow 'wf-1'", new SyntaxError('Unexpected end of JSON input')),
   DatabaseConnectionError: () => new DatabaseConnectionError('postgres://app:***@db:5432/app', 'refused', { retryable: true }),
+  DagValidationError: () => new DagValidationError('etl', [{ kind: 'cycle', keys: ['a', 'b'], message: 'cycle: a → b → a' }]),
+  TaskNotWaitingError: () => new TaskNotWaitingError('etl-1', 'approve', 'completed'),
 };
 
 const names = Object.keys(ERROR_CODES) as ErrorName[];

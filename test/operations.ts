@@ -169,6 +169,56 @@ export function defineOperationsSuite(target: Target): void {
       assert.equal(await parked.result(), 'go!');
     });
 
+    test('maxPayloadBytes refuses a value too big to store, naming its largest part, and stores nothing of it', async () => {
+      const store = await target.fresh();
+      await assert.rejects(target.open(store, { maxPayloadBytes: 0 }), cairnError('INVALID_ARGUMENT', /maxPayloadBytes must be an integer >= 1/));
+      await assert.rejects(target.open(store, { maxPayloadBytes: 2 ** 40 }), cairnError('INVALID_ARGUMENT', /maxPayloadBytes must be at most/));
+      const engine = await target.open(store, { maxPayloadBytes: 4_096, appVersion: 'v1' });
+      const big = 'x'.repeat(5_000);
+      const wf = engine.workflow('payloads', async (ctx: Context, kind: string) => {
+        if (kind === 'step') return ctx.step('fat', () => ({ small: 1, nested: { blob: big } }));
+        if (kind === 'event') return ctx.setEvent('e', big);
+        if (kind === 'wide') return ctx.step('wide', () => 'é'.repeat(3_000));
+        if (kind === 'output') return { rows: [1, 2, big] };
+        return ctx.step('fine', () => 'é'.repeat(1_000));
+      });
+      await assert.rejects(wf.run('step', { id: 'p-step' }), cairnError('SERIALIZATION', /the output of step 'fat' .* cannot be stored: it takes 5\d{3} bytes stored, over maxPayloadBytes \(4096\) at \$\.nested\.blob/));
+      await assert.rejects(wf.run('event', { id: 'p-event' }), cairnError('SERIALIZATION', /event 'e' .* over maxPayloadBytes/));
+      // 3,000 characters of two bytes each: measured in UTF-8 bytes, not characters.
+      await assert.rejects(wf.run('wide', { id: 'p-wide' }), cairnError('SERIALIZATION', /it takes 60\d\d bytes stored/));
+      await assert.rejects(wf.run('output', { id: 'p-out' }), cairnError('SERIALIZATION', /the output of workflow 'p-out' .* at \$\.rows\[2\]/));
+      assert.equal(await wf.run('fine', { id: 'p-fine' }), 'é'.repeat(1_000));
+      await assert.rejects(wf.start(big, { id: 'p-input' }), cairnError('SERIALIZATION', /the input of workflow 'payloads' .* at \$/));
+      await assert.rejects(engine.getWorkflow('p-input'), cairnError('WORKFLOW_NOT_FOUND', /p-input/));
+      await assert.rejects(engine.send('p-fine', big), cairnError('SERIALIZATION', /the message to workflow 'p-fine'/));
+      assert.deepEqual((await engine.listSteps('p-step')).map((s) => s.name), ['fat']);
+      assert.equal((await engine.listSteps('p-step'))[0]!.output, undefined, 'the refused output was not stored');
+    });
+
+    test('retention deletes finished workflows on a timer and keeps running ones; bad settings are refused at open', async () => {
+      const store = await target.fresh();
+      for (const [retention, message] of [
+        [{}, /retention needs completedOlderThanMs/],
+        [{ completedOlderThanMs: -5 }, /olderThan must be a finite number of milliseconds >= 0/],
+        [{ completedOlderThanMs: 1_000, statuses: ['PENDING'] }, /cannot include PENDING/],
+        [{ completedOlderThanMs: 1_000, intervalMs: 0 }, /retention\.intervalMs must be an integer >= 1/],
+      ] as const) {
+        await assert.rejects(target.open(store, { retention: retention as never }), cairnError('INVALID_ARGUMENT', message));
+      }
+      const logs: string[] = [];
+      const logger = { info: (_o: unknown, m?: string) => void logs.push(m ?? ''), warn() {}, error() {} };
+      const engine = await target.open(store, { appVersion: 'v1', logger, retention: { completedOlderThanMs: 200, intervalMs: 150 } });
+      const job = engine.workflow('job', async (ctx: Context, n: number) => ctx.step('one', () => n));
+      const wait = engine.workflow('wait', async (ctx: Context) => ctx.recv('go', 60_000));
+      for (let i = 0; i < 5; i++) await job.run(i, { id: `r-${i}` });
+      const parked = await wait.start(undefined, { id: 'r-wait' });
+      await until('retention deleted the finished workflows', async () => (await engine.listWorkflows({ name: 'job' })).length === 0, 20_000);
+      assert.ok(logs.includes('retention deleted finished workflows'));
+      assert.deepEqual(ids(await engine.listWorkflows()), ['r-wait']);
+      await engine.send('r-wait', 'ok', 'go');
+      assert.equal(await parked.result(), 'ok');
+    });
+
     test('listQueues counts ready, delayed and running workflows per queue with its limits', async () => {
       const store = await target.fresh();
       const worker = await target.open(store);

@@ -1,4 +1,7 @@
 import { setMaxListeners } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { deliverCompletion } from '../dag/complete.js';
+import type { Completion } from '../dag/protocol.js';
 import { assertMigrated } from '../providers/migrations.js';
 import { providerFromUrl } from '../providers/open.js';
 import type { InsertConflict, NewWorkflow, Provider, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from '../providers/provider.js';
@@ -38,7 +41,7 @@ import { gcRequest, listFilter } from './filters.js';
 import { Handle, type HandleSource } from './handle.js';
 import { newWorkflowId } from './ids.js';
 import { isTerminal, resultOf, toStepInfo, toWorkflowInfo } from './info.js';
-import { deserialize, serialize, serializeError } from './serialization.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, deserialize, MAX_PAYLOAD_BYTES, serialize, serializeError } from './serialization.js';
 import {
   assertDuration,
   assertInt32,
@@ -48,6 +51,9 @@ import {
   describe,
 } from './validate.js';
 import { Waits } from './waits.js';
+
+/** Where writes take turns (SQLite), how long gc rests after each batch, as a multiple of the batch's time. */
+const GC_REST_RATIO = 9;
 
 const QUIET: Logger = { info() {}, warn() {}, error() {} };
 
@@ -72,6 +78,7 @@ export interface Opened {
   provider: Provider;
   logger: Logger;
   pollIntervalMs: number;
+  maxPayloadBytes: number;
 }
 
 /**
@@ -85,6 +92,7 @@ export async function openDatabase(options: ClientOptions, caller: string): Prom
   if (options.schema !== undefined) assertSchemaName(options.schema);
   if (options.logger !== undefined) assertLogger(options.logger);
   if (options.pollIntervalMs !== undefined) assertPositiveInteger('pollIntervalMs', options.pollIntervalMs);
+  const maxPayloadBytes = options.maxPayloadBytes === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : assertPositiveInteger('maxPayloadBytes', options.maxPayloadBytes, MAX_PAYLOAD_BYTES);
   let provider: Provider;
   if (typeof options.database === 'object' && options.database !== null) {
     if (options.schema !== undefined) {
@@ -110,7 +118,7 @@ export async function openDatabase(options: ClientOptions, caller: string): Prom
     throw err;
   }
   const pollIntervalMs = options.pollIntervalMs ?? (provider.capabilities.crossProcessNotifications ? 5_000 : 1_000);
-  return { provider, logger: options.logger ?? QUIET, pollIntervalMs };
+  return { provider, logger: options.logger ?? QUIET, pollIntervalMs, maxPayloadBytes };
 }
 
 function assertLogger(logger: unknown): void {
@@ -136,6 +144,8 @@ export class Client implements HandleSource {
   protected readonly logger: Logger;
   protected readonly waits: Waits;
   protected readonly closeController = new AbortController();
+  /** The most bytes one stored value may take. */
+  protected readonly maxPayloadBytes: number;
   protected closing: Promise<void> | undefined;
   /** The provider itself; `provider` is this behind a guard that refuses calls once it is closed. */
   private readonly rawProvider: Provider;
@@ -159,6 +169,7 @@ export class Client implements HandleSource {
     this.rawProvider = opened.provider;
     this.provider = refuseWhenClosed(opened.provider, () => this.released);
     this.logger = opened.logger;
+    this.maxPayloadBytes = opened.maxPayloadBytes;
     this.waits = new Waits(this.provider, opened.pollIntervalMs, this.closeController.signal);
     this.schedules = new Schedules({
       provider: this.provider,
@@ -221,7 +232,7 @@ export class Client implements HandleSource {
     if (!queue) {
       throw new InvalidArgumentError('queue', `queue '${queueName}' is not declared; declare it with engine.queue('${queueName}', ...) in a worker and launch the engine`);
     }
-    return this.insertQueued<O>(workflowName, serialize(input, `the input of workflow '${workflowName}'`), queue, options, null);
+    return this.insertQueued<O>(workflowName, serialize(input, `the input of workflow '${workflowName}'`, this.maxPayloadBytes), queue, options, null);
   }
 
   /** Stores a queued workflow after checking the queue options against the queue. */
@@ -251,7 +262,7 @@ export class Client implements HandleSource {
       throw new InvalidArgumentError('partitionKey', `queue '${queue.name}' is not partitioned, so it takes no partitionKey`);
     }
     const createdAt = Date.now();
-    const conflict = await this.provider.insertWorkflow({
+    const row: NewWorkflow = {
       id,
       name,
       input,
@@ -266,7 +277,8 @@ export class Client implements HandleSource {
       dedupId,
       partitionKey,
       availableAt: delayMs > 0 ? createdAt + delayMs : null,
-    });
+    };
+    const conflict = await (options.transaction === undefined ? this.provider.insertWorkflow(row) : this.provider.insertWorkflowWithin(options.transaction, row));
     if (conflict) return this.onInsertConflict<O>(conflict, name, queue.name, dedupId, onDuplicate);
     return new Handle<O>(this, id);
   }
@@ -350,10 +362,13 @@ export class Client implements HandleSource {
     let deleted = 0;
     for (;;) {
       this.assertOpen('cannot delete finished workflows');
+      const started = performance.now();
       const ids = await this.provider.gcBatch(cutoff, statuses, batchSize);
       deleted += ids.length;
       if (ids.length > 0) onProgress?.(deleted);
       if (ids.length < batchSize) return { deleted };
+      // With one writer at a time, on this thread, gc takes at most a tenth of the time.
+      await sleep(this.provider.capabilities.singleWriter ? (performance.now() - started) * GC_REST_RATIO : 0);
     }
   }
 
@@ -577,6 +592,25 @@ export class Client implements HandleSource {
     };
   }
 
+  /**
+   * Completes external task `key` of pipeline run `workflowId` with `value`, which becomes the
+   * task's output, from any process. A task is completed once: it must be waiting (its trigger
+   * held), and a second completion, or one racing it, is refused with TaskNotWaitingError, as is
+   * one for a task the run has not reached, that failed or was skipped, or whose run ended. An
+   * unknown run is WorkflowNotFoundError; a key that names no external task of the run,
+   * InvalidArgumentError.
+   *
+   * @example
+   * await client.completeTask('etl-2024-06-01', 'approve', { approvedBy: 'ada' });
+   */
+  async completeTask(workflowId: string, key: string, value?: unknown): Promise<void> {
+    assertName('workflow id', workflowId);
+    assertName('task key', key);
+    const body = serialize({ value } satisfies Completion, `the completion of task '${key}' of workflow '${workflowId}'`);
+    this.assertOpen(`cannot complete task '${key}' of workflow '${workflowId}'`);
+    await deliverCompletion(this.provider, workflowId, key, body);
+  }
+
   /** Hook for the engine: workflows just cancelled that may be running in this process. */
   protected cancelled(_id: string, _ids: string[], _reason: Error): void {}
 
@@ -592,7 +626,7 @@ export class Client implements HandleSource {
     const t = topic === undefined ? '' : assertName('topic', topic);
     assertOptions('send options', options);
     const key = options?.idempotencyKey === undefined ? null : assertName('idempotencyKey', options.idempotencyKey);
-    const body = serialize(message, `the message to workflow '${workflowId}'`);
+    const body = serialize(message, `the message to workflow '${workflowId}'`, this.maxPayloadBytes);
     this.assertOpen(`cannot send to workflow '${workflowId}'`);
     const sent = await this.provider.sendMessage(workflowId, t, body, key, Date.now());
     if (sent === 'no-destination') throw new WorkflowNotFoundError(workflowId);

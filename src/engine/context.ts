@@ -1,6 +1,7 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
-import type { CheckpointMiss, CheckpointOutcome, StepRow } from '../providers/provider.js';
-import type { ChildOptions, Context, StepAttempt, StepOptions, Workflow, WorkflowHandle } from '../types.js';
+import { TransactionBodyError, type CheckpointMiss, type CheckpointOutcome, type StepRow } from '../providers/provider.js';
+import type { AllOptions, AllResults, ChildOptions, Context, StepAttempt, StepOptions, Workflow, WorkflowHandle } from '../types.js';
 import type { ChildStart, EngineCore } from './core.js';
 import {
   CairnError,
@@ -18,10 +19,10 @@ import { userCallSite } from './call-site.js';
 import { deserialize, deserializeError, roundTrip, serialize, serializeError } from './serialization.js';
 import { persist } from './persist.js';
 import { assertNotInStep } from './step-scope.js';
-import { runStep, stepPolicy, type StepResult } from './step-runner.js';
+import { runStep, stepPolicy, type StepPolicy, type StepResult } from './step-runner.js';
 import type { ExecutionSignal } from './execution.js';
 import { alarm } from './timers.js';
-import { assertDate, assertDuration, assertFunction, assertName, assertOptions } from './validate.js';
+import { assertDate, assertDuration, assertFunction, assertName, assertOptions, assertPositiveInteger, describe } from './validate.js';
 
 /** How long recv and getEvent wait when no timeout is given. */
 export const DEFAULT_WAIT_MS = 60_000;
@@ -62,6 +63,12 @@ export class ReplayStopped extends Error {}
  */
 export class WorkflowContext implements Context {
   private counter = 0;
+  /** Context calls made so far, in every lane of ctx.all too. */
+  private made = 0;
+  /** Set once ctx.all has run: from then on each call looks up the lane it is made in. */
+  private lanesUsed = false;
+  /** Set while a ctx.all runs over the workflow function's own calls (not from inside a thunk). */
+  private forked = false;
   private finished = false;
   /** Set when the database kept failing: the execution stops and is run again later. */
   interrupted: ExecutionInterruptedError | undefined;
@@ -107,9 +114,9 @@ export class WorkflowContext implements Context {
     this.checking = this.replayEnd > this.counter || this.claimVersion !== undefined;
   }
 
-  /** Context calls made so far (the counter). */
+  /** Context calls made so far. */
   get calls(): number {
-    return this.counter;
+    return this.made;
   }
 
   get signal(): AbortSignal {
@@ -155,6 +162,7 @@ export class WorkflowContext implements Context {
     if (this.finished) {
       throw new ContextUsageError(`ctx.${call} was called after workflow '${this.workflowId}' returned; await every Context call inside the workflow function`);
     }
+    if (this.lanesUsed) this.assertLaneOpen(call);
   }
 
   step<T>(name: string, fn: (attempt: StepAttempt) => Promise<T> | T, options?: StepOptions): Promise<T> {
@@ -163,6 +171,55 @@ export class WorkflowContext implements Context {
     assertFunction('step function', fn);
     const policy = stepPolicy(options);
     return this.checkpoint(name, () => runStep(this.workflowId, name, fn, policy, this.cancellation), undefined, undefined, true);
+  }
+
+  transaction<T, Tx = unknown>(name: string, fn: (tx: Tx) => Promise<T> | T, options?: StepOptions): Promise<T> {
+    this.enter(`transaction('${String(name)}')`);
+    assertName('transaction name', name);
+    assertFunction('transaction function', fn);
+    const policy = stepPolicy(options);
+    return this.checkpoint(name, (stepId, startedAt) => this.runTransaction(stepId, startedAt, name, fn as (tx: unknown) => unknown, policy), undefined, undefined, true);
+  }
+
+  /**
+   * The attempts of a transactional step: each runs `fn` in a transaction that also writes the
+   * checkpoint, so its writes and the checkpoint commit together. A failed attempt rolled back;
+   * the step's retry policy decides whether another runs.
+   */
+  private async runTransaction<T>(stepId: number, startedAt: number, name: string, fn: (tx: unknown) => unknown, policy: StepPolicy): Promise<StepResult<T>> {
+    let value: T | undefined;
+    let recorded: CheckpointOutcome | undefined;
+    const result = await runStep(
+      this.workflowId,
+      name,
+      async ({ attempt }) => {
+        try {
+          recorded = await this.core.provider.transactionStep(this.workflowId, this.core.executorId, fn, (returned) => {
+            let stored: { text: string; value: T };
+            try {
+              stored = roundTrip(returned as T, `the output of transaction '${name}' in workflow '${this.workflowId}'`, this.core.maxPayloadBytes);
+            } catch (err) {
+              // Running it again would store the same value: no retry.
+              Object.defineProperty(err, 'nonRetryable', { value: true });
+              throw err;
+            }
+            value = stored.value;
+            return { stepId, name, output: stored.text, error: null, childId: null, attempts: attempt, startedAt, completedAt: Date.now() };
+          });
+        } catch (err) {
+          if (err instanceof TransactionBodyError) throw err.error;
+          // The database failed, not the function: the execution stops and runs again later.
+          this.interrupted ??= new ExecutionInterruptedError(this.workflowId, err);
+          this.cancellation.abort(this.interrupted);
+          throw this.interrupted;
+        }
+      },
+      policy,
+      this.cancellation,
+    );
+    if (recorded !== undefined) return { ok: true, value: value as T, attempts: result.attempts, recorded };
+    // Every attempt failed (each rolled back): the error is recorded as any step's is.
+    return result.ok ? { ok: false, error: new Error(`transaction '${name}' recorded nothing`), attempts: result.attempts } : result;
   }
 
   sleep(ms: number): Promise<void> {
@@ -207,7 +264,7 @@ export class WorkflowContext implements Context {
   patched(patchId: string): Promise<boolean> {
     this.enter('patched');
     const name = this.patchName(patchId);
-    const stepId = this.counter + 1;
+    const stepId = this.peek();
     const recorded = this.replay?.get(stepId);
     // A history made before the patch holds another checkpoint here (or a wait parked here, or a
     // call still in flight): it takes the old path, and the marker takes no counter value.
@@ -221,7 +278,7 @@ export class WorkflowContext implements Context {
     this.enter('deprecatePatch');
     const name = this.patchName(patchId);
     // Histories made with the patch hold its marker here: step over it. Others have none.
-    if (this.replay?.get(this.counter + 1)?.name === name) this.next();
+    if (this.replay?.get(this.peek())?.name === name) this.next();
   }
 
   /** The checkpoint name of a patch marker, after checking the id and that it is checked once per execution. */
@@ -235,7 +292,7 @@ export class WorkflowContext implements Context {
         `patch '${id}' was already checked at step ${at} of workflow '${this.workflowId}'; check each patch id at one place in a workflow, once per execution`,
       );
     }
-    this.patches.set(id, this.counter + 1);
+    this.patches.set(id, this.peek());
     return `${PATCH}${id}`;
   }
 
@@ -243,7 +300,7 @@ export class WorkflowContext implements Context {
     this.enter('send');
     assertName('destination workflow id', destinationId);
     const t = topicOf(topic);
-    const body = serialize(message, `the message to workflow '${destinationId}'`);
+    const body = serialize(message, `the message to workflow '${destinationId}'`, this.core.maxPayloadBytes);
     await this.checkpoint(
       'cairn.send',
       computed(() => undefined),
@@ -312,7 +369,7 @@ export class WorkflowContext implements Context {
   async setEvent(key: string, value: unknown): Promise<void> {
     this.enter('setEvent');
     assertName('event key', key);
-    const text = serialize(value, `event '${key}' of workflow '${this.workflowId}'`);
+    const text = serialize(value, `event '${key}' of workflow '${this.workflowId}'`, this.core.maxPayloadBytes);
     await this.checkpoint(
       'cairn.setEvent',
       computed(() => undefined),
@@ -342,7 +399,7 @@ export class WorkflowContext implements Context {
   async writeStream(key: string, value: unknown): Promise<void> {
     this.enter('writeStream');
     assertName('stream key', key);
-    const text = serialize(value, `a value of stream '${key}' of workflow '${this.workflowId}'`);
+    const text = serialize(value, `a value of stream '${key}' of workflow '${this.workflowId}'`, this.core.maxPayloadBytes);
     await this.checkpoint(
       'cairn.writeStream',
       computed(() => undefined),
@@ -374,7 +431,7 @@ export class WorkflowContext implements Context {
         if (options?.[key] !== undefined) throw new InvalidArgumentError(key, `${key} applies to a child started on a queue; pass a queue as well`);
       }
     }
-    const text = serialize(input, `the input of child workflow '${workflow.name}'`);
+    const text = serialize(input, `the input of child workflow '${workflow.name}'`, this.core.maxPayloadBytes);
     const name = `cairn.child:${workflow.name}`;
     const stepId = this.next();
     const recorded = this.replay?.get(stepId);
@@ -409,9 +466,109 @@ export class WorkflowContext implements Context {
     });
   }
 
-  /** Takes the next counter value; synchronous, so calls started together get ids in call order. */
+  /**
+   * Runs thunks in lanes of their own (see {@link Lane}), at most `concurrency` at once, started in
+   * order. Every thunk runs to its end, whatever the others do, so the calls a replay makes are
+   * the calls the first execution made; then the results come back in order, or the error of the
+   * first failed thunk by position.
+   */
+  all<T extends readonly (() => unknown)[] | []>(thunks: T, options?: AllOptions): Promise<AllResults<T>> {
+    this.enter('all');
+    if (!Array.isArray(thunks)) throw new InvalidArgumentError('thunks', `ctx.all needs an array of functions, got ${describe(thunks)}`);
+    thunks.forEach((thunk, i) => assertFunction(`thunks[${i}]`, thunk));
+    assertOptions('ctx.all options', options);
+    const concurrency = options?.concurrency === undefined ? thunks.length : assertPositiveInteger('concurrency', options.concurrency);
+    if (thunks.length === 0) return Promise.resolve([]) as Promise<AllResults<T>>;
+    return this.runLanes(thunks as readonly (() => unknown)[], concurrency) as Promise<AllResults<T>>;
+  }
+
+  private async runLanes(thunks: readonly (() => unknown)[], concurrency: number): Promise<unknown[]> {
+    const parent = this.lane();
+    const width = thunks.length;
+    const base = parent ? parent.made : this.counter;
+    const own = thunks.map((_, i) => new Lane(this, parent, base, width, i));
+    this.lanesUsed = true;
+    if (parent) parent.forked = true;
+    else this.forked = true;
+    const results: unknown[] = new Array<unknown>(width);
+    const failures = new Map<number, unknown>();
+    await new Promise<void>((resolve) => {
+      let started = 0;
+      let settled = 0;
+      const startNext = (): void => {
+        while (started < width && started - settled < concurrency) {
+          const i = started++;
+          void lanes.run(own[i]!, async () => thunks[i]!()).then(
+            (value) => void (results[i] = value),
+            (error: unknown) => void failures.set(i, error),
+          ).finally(() => {
+            if (++settled === width) resolve();
+            else startNext();
+          });
+        }
+      };
+      startNext();
+    });
+    // The block of ids the lanes hold ends after the longest lane: the caller's calls go on past it.
+    const longest = own.reduce((max, lane) => Math.max(max, lane.made), 0);
+    for (const lane of own) lane.closed = true;
+    if (parent) {
+      parent.forked = false;
+      parent.made = base + width * longest;
+    } else {
+      this.forked = false;
+      this.counter = base + width * longest;
+    }
+    this.checkLanesEnded(own, longest);
+    if (failures.size > 0) throw failures.get([...failures.keys()].reduce((a, b) => Math.min(a, b)));
+    return results;
+  }
+
+  /** A replayed thunk that ended before a checkpoint its lane holds diverged, as a function that returns early does. */
+  private checkLanesEnded(own: Lane[], longest: number): void {
+    if (!this.replay || this.diverged || this.cancellation.aborted) return;
+    for (const lane of own) {
+      if (lane.made >= longest) continue;
+      const id = lane.idOf(lane.made);
+      const row = this.replay.get(id);
+      if (row) throw this.diverge(id, row.name, RETURNED);
+    }
+  }
+
+  /** The lane of ctx.all the current call is made in, if any. */
+  private lane(): Lane | undefined {
+    if (!this.lanesUsed) return undefined;
+    const lane = lanes.getStore();
+    return lane?.owner === this ? lane : undefined;
+  }
+
+  /** Refuses a call that would take an id a running ctx.all holds, or one its block no longer has. */
+  private assertLaneOpen(call: string): void {
+    const lane = this.lane();
+    if (lane?.closed) {
+      throw new ContextUsageError(`ctx.${call} was called by a thunk of ctx.all in workflow '${this.workflowId}' after that ctx.all had settled; await every Context call inside the thunk`);
+    }
+    if (lane ? lane.forked : this.forked) {
+      throw new ContextUsageError(
+        `ctx.${call} was called in workflow '${this.workflowId}' while a ctx.all it started was running; await the ctx.all first, or make the call inside one of its thunks`,
+      );
+    }
+  }
+
+  /**
+   * Takes the next step id; synchronous, so calls started together get ids in call order. Inside
+   * a thunk of ctx.all, the next id of its lane.
+   */
   private next(): number {
-    return ++this.counter;
+    this.made++;
+    const lane = this.lane();
+    return lane ? lane.idOf(lane.made++) : ++this.counter;
+  }
+
+  /** The step id the next call will take. */
+  private peek(): number {
+    const lane = this.lane();
+    return lane ? lane.idOf(lane.made) : this.counter + 1;
   }
 
   /**
@@ -447,7 +604,7 @@ export class WorkflowContext implements Context {
    */
   private async checkpoint<T>(
     name: string,
-    run: (stepId: number) => Promise<StepResult<T>>,
+    run: (stepId: number, startedAt: number) => Promise<StepResult<T>>,
     write?: Writer,
     destinationId?: string,
     /** A step body: counted as work (not a wait) while it runs. */
@@ -464,24 +621,30 @@ export class WorkflowContext implements Context {
     if (body) {
       this.busyStart();
       try {
-        result = await run(stepId);
+        result = await run(stepId, startedAt);
       } finally {
         this.busyEnd();
       }
     } else {
-      result = await run(stepId);
+      result = await run(stepId, startedAt);
     }
     // Past the close deadline the step was abandoned, possibly aborted by the shutdown itself:
     // that outcome is not the step's, so it must not become its checkpoint. Nor is a wait the
     // closing engine stopped (a parked execution released at close).
     if (this.core.closed) throw new EngineClosedError(`step '${name}' of workflow '${this.workflowId}' was abandoned`);
     if (!result.ok && result.error instanceof EngineClosedError && this.core.closing) throw result.error;
+    // A transaction wrote its checkpoint itself, with its effects.
+    if (result.recorded) {
+      if (result.recorded.kind !== 'recorded') return this.settleMiss<T>(stepId, name, result.recorded);
+      await this.progressed();
+      return (result as { value: T }).value;
+    }
     let output: string | null = null;
     let error: string | null = null;
     let value: T | undefined;
     if (result.ok) {
       try {
-        ({ text: output, value } = roundTrip(result.value, `the output of step '${name}' in workflow '${this.workflowId}'`));
+        ({ text: output, value } = roundTrip(result.value, `the output of step '${name}' in workflow '${this.workflowId}'`, this.core.maxPayloadBytes));
       } catch (err) {
         error = serializeError(err);
       }
@@ -668,4 +831,36 @@ function computed<T>(make: () => T): () => Promise<StepResult<T>> {
 
 function topicOf(topic: unknown): string {
   return topic === undefined ? '' : assertName('topic', topic);
+}
+
+/** The lane each thunk of a ctx.all runs in, found by the calls it makes. */
+const lanes = new AsyncLocalStorage<Lane>();
+
+/**
+ * The step ids of one thunk of `ctx.all`. The `width` thunks of a ctx.all share the ids its caller
+ * (the workflow function, or an enclosing thunk) would take from position `base` on: thunk
+ * `index` takes every `width`-th, so its n-th call has the same id whatever the other thunks do,
+ * and a replay finds each checkpoint where the first execution put it. Unused ids stay holes.
+ */
+class Lane {
+  /** Calls made in this lane. */
+  made = 0;
+  /** Set while a ctx.all started in this lane runs: until it settles, this lane makes no call of its own. */
+  forked = false;
+  /** Set once its ctx.all has settled: the ids after its last call belong to its caller again. */
+  closed = false;
+
+  constructor(
+    readonly owner: WorkflowContext,
+    private readonly parent: Lane | undefined,
+    private readonly base: number,
+    private readonly width: number,
+    private readonly index: number,
+  ) {}
+
+  /** The step id of this lane's call number `n` (from 0). */
+  idOf(n: number): number {
+    const position = this.base + n * this.width + this.index;
+    return this.parent ? this.parent.idOf(position) : position + 1;
+  }
 }

@@ -24,6 +24,8 @@ export interface EngineCore {
   renewLease(): Promise<void>;
   readonly logger: Logger;
   readonly waits: Waits;
+  /** The most bytes one stored value may take. */
+  readonly maxPayloadBytes: number;
   /** True once close() has passed its deadline: executions still running are abandoned, not ended. */
   readonly closed: boolean;
   /** True from the moment close() is called. */

@@ -6,8 +6,10 @@ import { Dispatcher } from '../queues/dispatcher.js';
 import { Queue, queueDefinition } from '../queues/queue.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { scheduleRow, tickId } from '../scheduler/schedules.js';
+import { DagBuilder } from '../dag/builder.js';
 import type {
   CloseOptions,
+  DagOptions,
   DebounceOptions,
   EngineOptions,
   ForkOptions,
@@ -21,6 +23,7 @@ import type {
   WorkflowFunction,
   WorkflowHandle,
 } from '../types.js';
+import { Retention, retentionOptions } from './retention.js';
 import { Client, openDatabase, RESUMABLE, scheduledInput, type Opened } from './client.js';
 import type { ChildStart, EngineCore } from './core.js';
 import {
@@ -60,6 +63,9 @@ const MAX_TIMER_MS = 2_147_483_647;
  * console.log(await greet.run('world'));
  * await engine.close();
  */
+/** How long an engine watches for the commit of a workflow started in the caller's transaction. */
+const COMMIT_WAIT_MS = 600_000;
+
 export class Engine extends Client {
   readonly executorId: string;
   private readonly registry: Registry;
@@ -79,6 +85,8 @@ export class Engine extends Client {
   private readonly declaredSchedules = new Map<string, ScheduleRow>();
   private readonly scheduler: Scheduler;
   private readonly fleet: Fleet;
+  /** Automatic clean-up, when `retention` is set. */
+  private readonly retention: Retention | undefined;
 
   /**
    * Opens the database, applies pending migrations (unless `migrate: false`) and returns an engine.
@@ -95,6 +103,7 @@ export class Engine extends Client {
       else if (process.env.CAIRN_APP_VERSION !== undefined) assertName('CAIRN_APP_VERSION', process.env.CAIRN_APP_VERSION);
       assertPositiveInteger('maxRecoveryAttempts', options.maxRecoveryAttempts ?? 50);
       lease = leaseOptions(options);
+      retentionOptions(options.retention);
     }
     const opened = await openDatabase(options, 'Engine.open');
     const engine = new Engine(opened, options, lease);
@@ -104,6 +113,7 @@ export class Engine extends Client {
       await opened.provider.close().catch(() => undefined);
       throw err;
     }
+    engine.retention?.start();
     return engine;
   }
 
@@ -128,6 +138,7 @@ export class Engine extends Client {
     this.core = {
       provider: this.provider,
       executorId: this.executorId,
+      maxPayloadBytes: this.maxPayloadBytes,
       leaseLapsed: () => this.fleet.leaseLapsed(),
       renewLease: async () => {
         const adopted = await this.fleet.renew();
@@ -147,6 +158,8 @@ export class Engine extends Client {
       awaitResult: (id) => this.awaitResult(id),
       waitForEvent: (workflowId, key, deadline, signal, parking) => this.waitForEvent(workflowId, key, deadline, signal, parking),
     };
+    const retention = retentionOptions(options.retention);
+    this.retention = retention && new Retention(retention, (o) => this.gc(o), this.logger);
     this.scheduler = new Scheduler({
       provider: this.provider,
       waits: this.waits,
@@ -183,6 +196,23 @@ export class Engine extends Client {
     };
     rememberWorkflow(workflow, reg);
     return workflow;
+  }
+
+  /**
+   * Declares a pipeline: tasks with dependencies, each run as a checkpointed step once its trigger
+   * holds, independent ones in parallel (at most `maxParallel` at once). `build()` checks it and
+   * registers it as a workflow named `name` (see docs/pipelines.md).
+   *
+   * @example
+   * const report = engine.dag<{ day: string }>('daily_report')
+   *   .task('orders', ({ input }) => shop.orders(input.day))
+   *   .task('refunds', ({ input }) => shop.refunds(input.day))
+   *   .task('publish', ({ deps }) => publish(deps.orders, deps.refunds), { dependsOn: ['orders', 'refunds'] })
+   *   .build();
+   * await report.run({ day: '2024-06-01' });
+   */
+  dag<I = unknown>(name: string, options?: DagOptions): DagBuilder<I> {
+    return new DagBuilder<I>(name, options, (n, fn) => this.workflow(n, fn));
   }
 
   /** @internal The workflow registered here under `name` (checkReplay). */
@@ -323,16 +353,23 @@ export class Engine extends Client {
       if (!queue) {
         throw new InvalidArgumentError('queue', `queue '${queueName}' is not declared in this engine; declare it with engine.queue('${queueName}', ...)`);
       }
-      return this.insertQueued<O>(reg.name, roundTrip(input, `the input of workflow '${reg.name}'`).text, queue.definition, options, null);
+      return this.insertQueued<O>(reg.name, roundTrip(input, `the input of workflow '${reg.name}'`, this.maxPayloadBytes).text, queue.definition, options, null);
     }
     for (const key of ['priority', 'dedupId', 'delayMs', 'partitionKey'] as const) {
       if (options?.[key] !== undefined) throw new InvalidArgumentError(key, `${key} applies to queued workflows; pass a queue as well`);
     }
     const id = options?.id === undefined ? newWorkflowId() : assertName('workflow id', options.id);
     const timeoutMs = options?.timeoutMs === undefined ? undefined : assertDuration('timeoutMs', options.timeoutMs);
-    const { text, value } = roundTrip(input, `the input of workflow '${reg.name}'`);
+    const { text, value } = roundTrip(input, `the input of workflow '${reg.name}'`, this.maxPayloadBytes);
     const createdAt = Date.now();
     const deadlineAt = timeoutMs === undefined ? null : createdAt + timeoutMs;
+    if (options?.transaction !== undefined) {
+      const row = { id, name: reg.name, input: text, executorId: null, appVersion: null, queue: null, parentId: null, deadlineAt, createdAt };
+      const conflict = await this.provider.insertWorkflowWithin(options.transaction, row);
+      if (conflict) return this.onInsertConflict<O>(conflict, reg.name, null, null, 'error');
+      void this.runOnceCommitted(reg, id, options.transaction);
+      return new Handle<O>(this, id);
+    }
     const conflict = await this.provider.insertWorkflow({
       id,
       name: reg.name,
@@ -347,6 +384,24 @@ export class Engine extends Client {
     if (conflict) return this.onInsertConflict<O>(conflict, reg.name, null, null, 'error');
     const done = this.execute({ id, name: reg.name, fn: reg.fn, input: value, deadlineAt, recoveryAttempts: 0, replay: null }, null);
     return new Handle<O>(this, id, undefined, done);
+  }
+
+  /**
+   * Runs a workflow started in the caller's transaction once that commits: claimed here when the
+   * commit is seen (its end on SQLite, the notification sent at COMMIT on PostgreSQL). A rollback
+   * leaves nothing to claim. Not seen within COMMIT_WAIT_MS, it is left unowned, and a live engine
+   * registering it adopts it at its next heartbeat.
+   */
+  private async runOnceCommitted(reg: Registration, id: string, tx: unknown): Promise<void> {
+    try {
+      const claim = () => this.provider.claimUnowned(id, this.executorId, this.appVersion, Date.now());
+      const ended = this.provider.transactionEnded(tx);
+      const row = ended ? await ended.then(claim) : await this.waits.until([`w:${id}`], claim, { deadline: Date.now() + COMMIT_WAIT_MS });
+      if (!row || this.closed) return;
+      void this.execute({ id, name: reg.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, null);
+    } catch (err) {
+      if (!this.closed) this.logger.warn({ err, workflowId: id }, 'could not run a workflow started in a transaction; a live engine adopts it at its next heartbeat');
+    }
   }
 
   private async debounce<I, O>(queue: QueueDefinition, workflow: Workflow<I, O>, key: string, input: I, options: DebounceOptions): Promise<WorkflowHandle<O>> {
@@ -370,7 +425,7 @@ export class Engine extends Client {
       row: {
         id: newWorkflowId(),
         name: reg.name,
-        input: roundTrip(input, `the input of workflow '${reg.name}'`).text,
+        input: roundTrip(input, `the input of workflow '${reg.name}'`, this.maxPayloadBytes).text,
         executorId: null,
         appVersion: null,
         queue: queue.name,
@@ -727,6 +782,7 @@ export class Engine extends Client {
     for (const timer of this.pendingRetries) clearTimeout(timer);
     this.pendingRetries.clear();
     await this.scheduler.stop();
+    await this.retention?.stop();
     await Promise.all(this.dispatchers.map((d) => d.stop()));
     // Steps in flight finish and are recorded; a workflow that is (or comes to be) parked in a
     // sleep or wait is released at once, PENDING, for recovery to resume.

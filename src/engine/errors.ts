@@ -4,6 +4,8 @@
  * a test keeps the two in step.
  */
 
+import type { DagProblem } from '../types.js';
+
 export const ERROR_CODES = {
   CairnError: 'CAIRN_ERROR',
   InvalidArgumentError: 'INVALID_ARGUMENT',
@@ -25,6 +27,8 @@ export const ERROR_CODES = {
   ExecutionInterruptedError: 'EXECUTION_INTERRUPTED',
   CorruptValueError: 'CORRUPT_VALUE',
   DatabaseConnectionError: 'DATABASE_CONNECTION',
+  DagValidationError: 'DAG_INVALID',
+  TaskNotWaitingError: 'TASK_NOT_WAITING',
 } as const;
 
 export type CairnErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -308,5 +312,60 @@ export class DatabaseConnectionError extends CairnError {
     options: { cause?: unknown; retryable: boolean },
   ) {
     super(ERROR_CODES.DatabaseConnectionError, `cannot connect to ${database}: ${reason}`, options);
+  }
+}
+
+/**
+ * `build()` found problems in a pipeline: every one of them is in `problems` (cycles, missing
+ * dependencies, duplicate or blank keys, invalid timeouts and triggers), and the message lists them.
+ *
+ * @example
+ * try { engine.dag('etl').task('a', fa, { dependsOn: ['b'] }).task('b', fb, { dependsOn: ['a'] }).build(); }
+ * catch (err) { if (err instanceof DagValidationError) console.log(err.problems); } // [{ kind: 'cycle', keys: ['a', 'b'], ... }]
+ */
+export class DagValidationError extends CairnError {
+  constructor(
+    readonly dagName: string,
+    readonly problems: DagProblem[],
+  ) {
+    super(
+      ERROR_CODES.DagValidationError,
+      `pipeline '${dagName}' is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}): ${problems.map((p) => p.message).join('; ')}`,
+    );
+  }
+}
+
+/** Why an external task is not waiting for its completion; see {@link TaskNotWaitingError}. */
+export type TaskNotWaitingReason = 'not-reached' | 'completed' | 'timed-out' | 'failed' | 'skipped' | 'ended';
+
+const NOT_WAITING: Record<TaskNotWaitingReason, string> = {
+  'not-reached': 'the run has not reached it yet (its trigger has not held)',
+  completed: 'it was already completed',
+  'timed-out': 'its wait timed out, and it failed',
+  failed: 'its function failed before it waited',
+  skipped: 'it was skipped, as its trigger could not hold',
+  ended: 'the run has ended',
+};
+
+/**
+ * `completeTask` named an external task that is not waiting for a completion: the run has not
+ * reached it, or it was already completed (the first completion counts, once), or it failed, was
+ * skipped, or its run ended. `reason` says which.
+ *
+ * @example
+ * try { await client.completeTask('etl-7', 'approve', { by: 'ada' }); }
+ * catch (err) { if (err instanceof TaskNotWaitingError && err.reason === 'completed') { ... already approved ... } }
+ */
+export class TaskNotWaitingError extends CairnError {
+  constructor(
+    readonly workflowId: string,
+    readonly key: string,
+    readonly reason: TaskNotWaitingReason,
+    detail?: string,
+  ) {
+    super(
+      ERROR_CODES.TaskNotWaitingError,
+      `task '${key}' of workflow '${workflowId}' is not waiting for a completion: ${NOT_WAITING[reason]}${detail === undefined ? '' : ` (${detail})`}`,
+    );
   }
 }

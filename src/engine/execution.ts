@@ -119,7 +119,7 @@ export class Execution {
       } finally {
         ctx.finish();
       }
-      ({ text: output, value } = roundTrip(returned, `the output of workflow '${spec.id}'`));
+      ({ text: output, value } = roundTrip(returned, `the output of workflow '${spec.id}'`, this.core.maxPayloadBytes));
       status = 'SUCCESS';
     } catch (err) {
       if (ctx.diverged) return this.diverged(spec, ctx.diverged);

@@ -7,15 +7,62 @@ import * as errors from './errors.js';
  * execution too, so a first run sees exactly what a replay will.
  */
 
-export function serialize(value: unknown, what: string): string {
+/** The default `maxPayloadBytes`: the most bytes one stored value may take. */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
+/** The largest `maxPayloadBytes` allowed: both databases' text columns hold far more, but a value this big is a mistake. */
+export const MAX_PAYLOAD_BYTES = 512 * 1024 * 1024;
+
+/** Serializes a value to store, refusing one over `maxBytes` (UTF-8) with the path of its largest part. */
+export function serialize(value: unknown, what: string, maxBytes = DEFAULT_MAX_PAYLOAD_BYTES): string {
   // Plain JSON needs none of superjson's annotations, and its text is the same either way.
-  if (isPlainJson(value, 0, undefined)) return `{"json":${JSON.stringify(value)}}`;
+  const text = isPlainJson(value, 0, undefined) ? `{"json":${JSON.stringify(value)}}` : annotated(value, what);
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: only long texts are measured.
+  if (text.length * 3 > maxBytes) {
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > maxBytes) throw new SerializationError(largestPart(value), what, `it takes ${bytes} bytes stored, over maxPayloadBytes (${maxBytes})`);
+  }
+  return text;
+}
+
+function annotated(value: unknown, what: string): string {
   const problem = findUnstorable(value, '$', new Set(), 0);
   if (problem !== undefined) throw new SerializationError(problem.path, what, problem.reason);
   try {
     return superjson.stringify(value);
   } catch (cause) {
     throw new SerializationError('$', what, (cause as Error).message, { cause });
+  }
+}
+
+/** The path of the largest part of a value too big to store, following the largest member down a few levels. */
+function largestPart(value: unknown): string {
+  let path = '$';
+  let current = value;
+  for (let depth = 0; depth < 8 && typeof current === 'object' && current !== null; depth++) {
+    const entries: Array<[string, unknown]> = Array.isArray(current)
+      ? current.map((v, i) => [`[${i}]`, v])
+      : current instanceof Map
+        ? [...current].map(([k, v]) => [`.get(${JSON.stringify(String(k))})`, v])
+        : Object.entries(current).map(([k, v]) => [/^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`, v]);
+    if (entries.length === 0) break;
+    let best: [string, unknown] | undefined;
+    let bestSize = -1;
+    for (const entry of entries) {
+      const size = sizeOf(entry[1]);
+      if (size > bestSize) [best, bestSize] = [entry, size];
+    }
+    path += best![0];
+    current = best![1];
+  }
+  return path;
+}
+
+function sizeOf(value: unknown): number {
+  if (typeof value === 'string') return value.length;
+  try {
+    return superjson.stringify(value).length;
+  } catch {
+    return 0;
   }
 }
 
@@ -90,8 +137,8 @@ function isPlainJson(value: unknown, depth: number, seen: Set<object> | undefine
 }
 
 /** Serializes then parses, so the caller sees what a replay would. */
-export function roundTrip<T>(value: T, what: string): { text: string; value: T } {
-  const text = serialize(value, what);
+export function roundTrip<T>(value: T, what: string, maxBytes = DEFAULT_MAX_PAYLOAD_BYTES): { text: string; value: T } {
+  const text = serialize(value, what, maxBytes);
   return { text, value: deserialize<T>(text) };
 }
 

@@ -1,4 +1,5 @@
 import pRetry, { AbortError } from 'p-retry';
+import type { CheckpointOutcome } from '../providers/provider.js';
 import type { RetryOptions, StepAttempt } from '../types.js';
 import { InvalidArgumentError, StepRetriesExceededError, StepTimeoutError } from './errors.js';
 import { runInStep } from './step-scope.js';
@@ -15,7 +16,11 @@ export interface StepPolicy {
   timeoutMs?: number;
 }
 
-export type StepResult<T> = { ok: true; value: T; attempts: number } | { ok: false; error: unknown; attempts: number };
+export type StepResult<T> = ({ ok: true; value: T } | { ok: false; error: unknown }) & {
+  attempts: number;
+  /** Set when the run wrote its own checkpoint (a transactional step): how that write went. */
+  recorded?: CheckpointOutcome;
+};
 
 /** Checks step options once, before the step takes a counter value. */
 export function stepPolicy(options: unknown): StepPolicy {

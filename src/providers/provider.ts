@@ -64,6 +64,14 @@ export interface QueueDefinition {
   partitioned: boolean;
 }
 
+/** What the function of a transactional step threw (or the checkpoint made of its result): the transaction was rolled back. */
+export class TransactionBodyError extends Error {
+  constructor(readonly error: unknown) {
+    super('the function of a transactional step failed', { cause: error });
+    this.name = 'TransactionBodyError';
+  }
+}
+
 export interface QueueRow extends QueueDefinition {
   enqueued: number;
   delayed: number;
@@ -267,6 +275,11 @@ export interface ProviderCapabilities {
   readonly multiHost: boolean;
   /** Changes made by other processes are notified (Postgres), or only found by polling (SQLite). */
   readonly crossProcessNotifications: boolean;
+  /**
+   * One write transaction at a time over the whole database, run on the calling thread (SQLite):
+   * long maintenance work such as `gc` rests between its transactions so other work gets through.
+   */
+  readonly singleWriter?: boolean;
 }
 
 /** Where a database stands against the migrations this version of Cairn ships. */
@@ -345,6 +358,27 @@ export interface Provider {
   /** Stores (or updates) a queue's definition. */
   upsertQueue(queue: QueueDefinition, now: number): Promise<void>;
   getQueue(name: string): Promise<QueueDefinition | undefined>;
+  /**
+   * A transactional step: runs `body` inside a database transaction and records the checkpoint
+   * `finish` makes from its result in the same transaction, fenced like `recordStep`. Both commit
+   * or neither: a checkpoint that misses rolls the body's writes back and returns the miss. An
+   * error of `body` or `finish` rolls back and is thrown wrapped in a TransactionBodyError; any
+   * other error is the database's. On PostgreSQL `body` receives a pg client in the transaction,
+   * and a serialization failure or deadlock runs the whole transaction again; on SQLite it receives
+   * the better-sqlite3 database and must be synchronous.
+   */
+  transactionStep(workflowId: string, owner: string, body: (tx: unknown) => unknown, finish: (value: unknown) => StepRow): Promise<CheckpointOutcome>;
+  /**
+   * Inserts a workflow through the caller's own open transaction `tx` on this database (a pg
+   * client on PostgreSQL, a better-sqlite3 database on SQLite): it exists only once the caller
+   * commits, and on PostgreSQL its notification is sent only then. On SQLite the insert is made
+   * before this returns. A `tx` of the wrong kind, or not in a transaction, is refused.
+   */
+  insertWorkflowWithin(tx: unknown, row: NewWorkflow): Promise<InsertConflict | null>;
+  /** Resolves once the caller's transaction `tx` has ended, where that can be seen (SQLite); undefined where it cannot (PostgreSQL). */
+  transactionEnded(tx: unknown): Promise<void> | undefined;
+  /** Takes an unowned PENDING workflow for `executorId`: the row, or undefined when it is not there (not committed yet) or not unowned. */
+  claimUnowned(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined>;
   /** Every declared queue with how many of its workflows are ENQUEUED, DELAYED and PENDING. */
   listQueues(): Promise<QueueRow[]>;
   /**

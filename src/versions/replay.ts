@@ -4,7 +4,7 @@ import type { Engine } from '../engine/engine.js';
 import { CairnError, InvalidArgumentError, type NonDeterminismError, UnknownWorkflowError } from '../engine/errors.js';
 import { ExecutionSignal } from '../engine/execution.js';
 import { registrationOf, type Registration } from '../engine/registry.js';
-import { deserialize } from '../engine/serialization.js';
+import { deserialize, MAX_PAYLOAD_BYTES } from '../engine/serialization.js';
 import { runOutsideStep } from '../engine/step-scope.js';
 import type { StepRow } from '../providers/provider.js';
 import type { ReplayCheck, Workflow, WorkflowHistory, WorkflowStatus } from '../types.js';
@@ -127,6 +127,7 @@ function offline(workflowId: string): EngineCore {
   return {
     provider: nothing as EngineCore['provider'],
     executorId: 'cairn.checkReplay',
+    maxPayloadBytes: MAX_PAYLOAD_BYTES,
     leaseLapsed: () => false,
     renewLease: async () => undefined,
     logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined } as unknown as EngineCore['logger'],

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { InvalidArgumentError } from '../../engine/errors.js';
 import type {
@@ -29,6 +30,7 @@ import type {
   VersionRow,
   WorkflowRow,
 } from '../provider.js';
+import { TransactionBodyError } from '../provider.js';
 import type { WorkflowStatus } from '../../types.js';
 import {
   claimedInOrder,
@@ -80,6 +82,17 @@ export interface PostgresProviderOptions {
 
 /** How long a transaction of this provider may sit idle (its process paused) before the server ends it. */
 const TRANSACTION_IDLE_MS = 5_000;
+/** How many times a transactional step runs when it keeps losing serialization conflicts or deadlocks. */
+const TRANSACTION_ROUNDS = 10;
+/** serialization_failure and deadlock_detected: the transaction did nothing and may simply run again. */
+const RERUN_STATES = new Set(['40001', '40P01']);
+/** Thrown inside a transactional step's transaction to roll it back when its checkpoint missed. */
+const MISSED = Symbol('missed');
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
 
 type StepWrite = { workflowId: string; step: StepRow; owner: string };
 type EndWrite = { id: string; status: 'SUCCESS' | 'ERROR'; output: string | null; error: string | null; completedAt: number; owner: string };
@@ -258,7 +271,7 @@ export class PostgresProvider implements Provider {
    * (a restarted server, a terminated backend) must fail the transaction, not the process. A broken
    * connection goes back with its error, so the pool discards it instead of lending it out again.
    */
-  private async transaction<T>(fn: (q: (query: Query, values: unknown[]) => Promise<pg.QueryResult>) => Promise<T>): Promise<T> {
+  private async transaction<T>(fn: (q: (query: Query, values: unknown[]) => Promise<pg.QueryResult>, client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     const held = holdConnection(client);
     const q = (query: Query, values: unknown[]) => {
@@ -270,7 +283,8 @@ export class PostgresProvider implements Provider {
       // claim lock included, for as long as it stays paused: the server ends such a transaction
       // once it sits idle for TRANSACTION_IDLE_MS. Sent with BEGIN, in the same round trip.
       await client.query(`BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${TRANSACTION_IDLE_MS}`);
-      const result = await fn(q);
+      const result = await fn(q, client);
+      this.observe?.('COMMIT');
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -419,6 +433,66 @@ export class PostgresProvider implements Provider {
       return true;
     });
     return inserted ? null : this.explainConflict(w);
+  }
+
+  async transactionStep(workflowId: string, owner: string, body: (tx: unknown) => unknown, finish: (value: unknown) => StepRow): Promise<CheckpointOutcome> {
+    for (let round = 1; ; round++) {
+      let step: StepRow | undefined;
+      try {
+        await this.transaction(async (q, client) => {
+          try {
+            step = finish(await body(client));
+          } catch (err) {
+            throw new TransactionBodyError(err);
+          }
+          let res: pg.QueryResult;
+          try {
+            res = await q(this.sql.recordStep, [...stepParams(workflowId, step), owner]);
+          } catch (err) {
+            // The function caught a failed statement and returned: the transaction is aborted.
+            if (codeOf(err) === '25P02') throw new TransactionBodyError(new Error('a statement in the transaction failed and the function returned anyway, so nothing was committed', { cause: err }));
+            throw err;
+          }
+          if (res.rowCount !== 1) throw MISSED;
+        });
+        return { kind: 'recorded' };
+      } catch (err) {
+        if (err === MISSED) return this.explainMiss(workflowId, step!.stepId, owner);
+        // Another transaction won a serialization conflict or a deadlock: run it all again.
+        if (round < TRANSACTION_ROUNDS && RERUN_STATES.has(codeOf(err instanceof TransactionBodyError ? err.error : err) ?? '')) {
+          await sleep(Math.random() * 10 * round);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  async insertWorkflowWithin(tx: unknown, w: NewWorkflow): Promise<InsertConflict | null> {
+    const client = tx as pg.ClientBase;
+    if (typeof tx !== 'object' || tx === null || typeof client.query !== 'function') {
+      throw new InvalidArgumentError('transaction', 'transaction must be a pg client (a pg.Client or a pool client) in a transaction you opened with BEGIN on the same database as Cairn');
+    }
+    const inserted = await client.query({ text: this.sql.insertWorkflow.text, values: insertParams(w) });
+    if (inserted.rowCount === 1) {
+      // Queued rows notify through their trigger; a started one says so itself. Both reach listeners at COMMIT.
+      if ((w.status ?? 'PENDING') === 'PENDING') await client.query('SELECT pg_notify($1, $2)', [this.sql.channel, JSON.stringify([`w:${w.id}`])]);
+      return null;
+    }
+    const byId = await client.query({ text: this.sql.getWorkflow.text, values: [w.id] });
+    if (byId.rows[0]) return { reason: 'id', row: toWorkflowRow(byId.rows[0] as Record<string, unknown>) };
+    const holder = w.queue && w.dedupId ? await client.query({ text: this.sql.getDedupHolder.text, values: [w.queue, w.dedupId] }) : undefined;
+    if (holder?.rows[0]) return { reason: 'dedup', row: toWorkflowRow(holder.rows[0] as Record<string, unknown>) };
+    throw new Error(`workflow '${w.id}' was not inserted, and neither its id nor its dedupId is taken; try again`);
+  }
+
+  transactionEnded(): undefined {
+    return undefined;
+  }
+
+  async claimUnowned(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
+    const res = await this.query(this.sql.claimUnowned, [id, executorId, appVersion, now]);
+    return res.rows[0] ? toWorkflowRow(res.rows[0] as Record<string, unknown>) : undefined;
   }
 
   async listQueues(): Promise<QueueRow[]> {

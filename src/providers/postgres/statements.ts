@@ -471,6 +471,13 @@ export function postgresStatements(schema: string) {
        LEFT JOIN live l ON l.app_version = coalesce(v.app_version, p.app_version)
        ORDER BY 4, 1`,
     ),
+    // A workflow started in the caller's transaction, once committed: taken by one engine.
+    claimUnowned: named(
+      'claim_unowned',
+      `UPDATE ${s}.workflows SET executor_id = $2, app_version = $3, updated_at = $4
+       WHERE id = $1 AND status = 'PENDING' AND executor_id IS NULL
+       RETURNING ${WORKFLOW_COLUMNS}`,
+    ),
     // Each queue with its limits and how many of its workflows are ready, delayed and running:
     // three counts, each on a partial index of its status.
     listQueues: named(

@@ -1,5 +1,7 @@
+import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { InvalidArgumentError } from '../../engine/errors.js';
+import { TransactionBodyError } from '../provider.js';
 import type {
   Adoptable,
   AdoptRequest,
@@ -40,6 +42,23 @@ import { sqliteStatements } from './statements.js';
 
 export type SqliteSynchronous = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
 
+/** Thrown inside a transactional step's transaction to roll it back when its checkpoint missed. */
+const MISSED = Symbol('missed');
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** The error of an async function given to ctx.transaction on SQLite; running it again would not help. */
+function asyncOnSqlite(): InvalidArgumentError {
+  const err = new InvalidArgumentError(
+    'fn',
+    'on SQLite the function of ctx.transaction must be synchronous: it runs inside a better-sqlite3 transaction, which cannot wait for a promise; it returned one, so nothing it did before its first await was committed',
+  );
+  Object.defineProperty(err, 'nonRetryable', { value: true });
+  return err;
+}
+
 export interface SqliteProviderOptions {
   /** A file path, or `:memory:`. */
   path: string;
@@ -78,7 +97,7 @@ type StepWrite = { workflowId: string; step: StepRow; owner: string };
  */
 export class SqliteProvider implements Provider {
   readonly kind = 'sqlite';
-  readonly capabilities = { multiHost: false, crossProcessNotifications: false };
+  readonly capabilities = { multiHost: false, crossProcessNotifications: false, singleWriter: true };
   readonly path: string;
   private readonly db: Database.Database;
   private readonly observe: StatementObserver | undefined;
@@ -265,6 +284,71 @@ export class SqliteProvider implements Provider {
   async getQueue(name: string): Promise<QueueDefinition | undefined> {
     const row = this.stmt(sqliteStatements.getQueue).get(name) as Raw | undefined;
     return row ? toQueueDefinition(row) : undefined;
+  }
+
+  async transactionStep(workflowId: string, owner: string, body: (tx: unknown) => unknown, finish: (value: unknown) => StepRow): Promise<CheckpointOutcome> {
+    let step: StepRow | undefined;
+    const run = this.db.transaction(() => {
+      try {
+        const value = body(this.db);
+        if (isThenable(value)) {
+          // Whatever it does after its first await runs outside this transaction: refuse it.
+          value.then(undefined, () => undefined);
+          throw asyncOnSqlite();
+        }
+        step = finish(value);
+      } catch (err) {
+        throw new TransactionBodyError(err);
+      }
+      if (this.insertStep(workflowId, step, owner) !== 1) throw MISSED;
+    });
+    try {
+      await this.retryBusy(() => run.immediate());
+      return { kind: 'recorded' };
+    } catch (err) {
+      if (err === MISSED) return this.explainMiss(workflowId, step!.stepId, owner);
+      throw err;
+    }
+  }
+
+  insertWorkflowWithin(tx: unknown, w: NewWorkflow): Promise<InsertConflict | null> {
+    const db = this.callerTransaction(tx);
+    const inserted = db.prepare(sqliteStatements.insertWorkflow).run(insertParams(w)).changes === 1;
+    if (inserted) {
+      // This process's dispatchers and waiters learn of it once the caller's transaction ends.
+      void this.transactionEnded(db).then(() => this.bus.emit(w.queue === null ? `w:${w.id}` : `q:${w.queue}`));
+      return Promise.resolve(null);
+    }
+    const byId = db.prepare(sqliteStatements.getWorkflow).get(w.id) as Raw | undefined;
+    if (byId) return Promise.resolve({ reason: 'id', row: toWorkflowRow(byId) });
+    const holder = w.queue && w.dedupId ? (db.prepare(sqliteStatements.getDedupHolder).get(w.queue, w.dedupId) as Raw | undefined) : undefined;
+    if (holder) return Promise.resolve({ reason: 'dedup', row: toWorkflowRow(holder) });
+    return Promise.reject(new Error(`workflow '${w.id}' was not inserted, and neither its id nor its dedupId is taken; try again`));
+  }
+
+  /** The caller's better-sqlite3 database, checked: the same file as this provider's, in a transaction. */
+  private callerTransaction(tx: unknown): Database.Database {
+    const db = tx as Database.Database;
+    if (typeof tx !== 'object' || tx === null || typeof db.prepare !== 'function' || typeof db.inTransaction !== 'boolean') {
+      throw new InvalidArgumentError('transaction', 'transaction must be a better-sqlite3 database on the same file as Cairn, in a transaction (db.exec(\'BEGIN\'), or inside db.transaction())');
+    }
+    if (resolve(db.name) !== resolve(this.path)) {
+      throw new InvalidArgumentError('transaction', `transaction is a database on '${db.name}', but Cairn's database is '${this.path}': a workflow can only be inserted in a transaction on Cairn's own file`);
+    }
+    if (!db.inTransaction) throw new InvalidArgumentError('transaction', 'transaction is a database with no transaction open: begin one first (db.exec(\'BEGIN\'))');
+    return db;
+  }
+
+  async transactionEnded(tx: unknown): Promise<void> {
+    const db = tx as Database.Database;
+    for (let pause = 0; db.open && db.inTransaction; pause = Math.min(Math.max(pause * 2, 1), 100)) {
+      await new Promise((r) => (pause === 0 ? setImmediate(r) : setTimeout(r, pause)));
+    }
+  }
+
+  async claimUnowned(id: string, executorId: string, appVersion: string, now: number): Promise<WorkflowRow | undefined> {
+    const row = await this.retryBusy(() => this.stmt(sqliteStatements.claimUnowned).get({ id, executorId, appVersion, now }) as Raw | undefined);
+    return row ? toWorkflowRow(row) : undefined;
   }
 
   async listQueues(): Promise<QueueRow[]> {

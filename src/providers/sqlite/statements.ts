@@ -211,6 +211,9 @@ export const sqliteStatements = {
     LEFT JOIN pending p ON p.app_version = k.app_version
     LEFT JOIN live l ON l.app_version = k.app_version
     ORDER BY 4, 1`,
+  claimUnowned: `UPDATE cairn_workflows SET executor_id = @executorId, app_version = @appVersion, updated_at = @now
+    WHERE id = @id AND status = 'PENDING' AND executor_id IS NULL
+    RETURNING ${WORKFLOW_COLUMNS}`,
   listQueues: `SELECT q.*,
       (SELECT count(*) FROM cairn_workflows w WHERE w.queue = q.name AND w.status = 'ENQUEUED') AS enqueued,
       (SELECT count(*) FROM cairn_workflows w WHERE w.queue = q.name AND w.status = 'DELAYED') AS delayed,

@@ -1,0 +1,4 @@
+import { defineDagCrashSuite } from './dag-crash.js';
+import { sqliteTarget } from './helpers/targets.js';
+
+defineDagCrashSuite(sqliteTarget());

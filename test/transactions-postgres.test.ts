@@ -1,0 +1,4 @@
+import { defineTransactionSuite } from './transactions.js';
+import { postgresTarget } from './helpers/targets.js';
+
+defineTransactionSuite(await postgresTarget('transactions'));

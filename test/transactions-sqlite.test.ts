@@ -1,0 +1,4 @@
+import { defineTransactionSuite } from './transactions.js';
+import { sqliteTarget } from './helpers/targets.js';
+
+defineTransactionSuite(sqliteTarget());
