@@ -60,18 +60,22 @@ export function defineTransactionSuite(target: Target): void {
       });
     }
 
-    const scenarios: Array<{ name: string; kill: TxKill; ids?: string[]; flaky?: boolean; postgresOnly?: boolean }> = [
-      { name: 'in the step before the transaction', kill: { point: 'before-tx', by: 'self' } },
-      { name: 'in the function, before its insert', kill: { point: 'fn-start', by: 'self' } },
-      { name: 'in the function, after its insert', kill: { point: 'fn-after-insert', by: 'self' } },
-      { name: 'in the function, after its insert, by the parent', kill: { point: 'fn-after-insert', by: 'parent' } },
-      { name: 'after the function returned, before the checkpoint is sent', kill: { point: 'before-checkpoint', by: 'self' } },
-      { name: 'after the checkpoint, before COMMIT is sent', kill: { point: 'before-commit', by: 'self' }, postgresOnly: true },
-      { name: 'after the commit, in the next step', kill: { point: 'after-commit', by: 'self' } },
-      { name: "in the second transaction's function, after its insert", kill: { point: 'fn2-after-insert', by: 'self' } },
-      { name: 'after the second commit', kill: { point: 'after-second-commit', by: 'self' } },
-      { name: 'before the workflow ends', kill: { point: 'before-end', by: 'self' } },
-      { name: 'in the retry of a function that failed after its insert', kill: { point: 'fn-after-insert', call: 2, by: 'self' }, flaky: true },
+    // `before`: the app rows the crash left, which says the kill came where it was meant to.
+    const none: string[] = [];
+    const debit = ['tx-1:debit'];
+    const both = ['tx-1:credit', 'tx-1:debit'];
+    const scenarios: Array<{ name: string; kill: TxKill; before?: string[]; ids?: string[]; flaky?: boolean; postgresOnly?: boolean }> = [
+      { name: 'in the step before the transaction', kill: { point: 'before-tx', by: 'self' }, before: none },
+      { name: 'in the function, before its insert', kill: { point: 'fn-start', by: 'self' }, before: none },
+      { name: 'in the function, after its insert', kill: { point: 'fn-after-insert', by: 'self' }, before: none },
+      { name: 'in the function, after its insert, by the parent', kill: { point: 'fn-after-insert', by: 'parent' }, before: none },
+      { name: 'after the function returned, before the checkpoint is sent', kill: { point: 'before-checkpoint', by: 'self' }, before: none },
+      { name: 'after the checkpoint, before COMMIT is sent', kill: { point: 'before-commit', by: 'self' }, before: none, postgresOnly: true },
+      { name: 'after the commit, in the next step', kill: { point: 'after-commit', by: 'self' }, before: debit },
+      { name: "in the second transaction's function, after its insert", kill: { point: 'fn2-after-insert', by: 'self' }, before: debit },
+      { name: 'after the second commit', kill: { point: 'after-second-commit', by: 'self' }, before: both },
+      { name: 'before the workflow ends', kill: { point: 'before-end', by: 'self' }, before: both },
+      { name: 'in the retry of a function that failed after its insert', kill: { point: 'fn-after-insert', call: 2, by: 'self' }, before: none, flaky: true },
       { name: 'in one of three concurrent transactions', kill: { point: 'fn-after-insert', workflowId: 'tx-b', by: 'self' }, ids: ['tx-a', 'tx-b', 'tx-c'] },
     ];
     for (const sc of scenarios) {
@@ -84,6 +88,8 @@ export function defineTransactionSuite(target: Target): void {
         assert.equal(crashed.signal, 'SIGKILL', `the child was to die at ${sc.kill.point}: code ${crashed.code}, ${crashed.stderr}`);
         await connectionsGone(store, applicationName);
         const before = await appRows(store);
+        if (sc.before) assert.deepEqual(before, sc.before, `the rows the crash at ${sc.kill.point} left`);
+        else assert.ok(!before.includes('tx-b:debit'), 'the transaction killed in its function committed nothing');
         const recovered = await runChild({ store, applicationName: `${applicationName}-r`, ids });
         assert.equal(recovered.code, 0, recovered.stderr);
         const results = JSON.parse(/^DONE (.*)$/m.exec(recovered.stdout)![1]!) as Array<{ debit: { amount: number }; credit: { amount: number } }>;

@@ -52,7 +52,7 @@ import {
 } from './validate.js';
 import { Waits } from './waits.js';
 
-/** Where writes take turns (SQLite), how long gc rests after each batch, as a multiple of the batch's time. */
+/** How long gc rests after each batch, as a multiple of the time the batch took. */
 const GC_REST_RATIO = 9;
 
 const QUIET: Logger = { info() {}, warn() {}, error() {} };
@@ -367,8 +367,8 @@ export class Client implements HandleSource {
       deleted += ids.length;
       if (ids.length > 0) onProgress?.(deleted);
       if (ids.length < batchSize) return { deleted };
-      // With one writer at a time, on this thread, gc takes at most a tenth of the time.
-      await sleep(this.provider.capabilities.singleWriter ? (performance.now() - started) * GC_REST_RATIO : 0);
+      // gc is background work: it takes at most a tenth of the time, of the database or this thread.
+      await sleep((performance.now() - started) * GC_REST_RATIO);
     }
   }
 

@@ -275,11 +275,6 @@ export interface ProviderCapabilities {
   readonly multiHost: boolean;
   /** Changes made by other processes are notified (Postgres), or only found by polling (SQLite). */
   readonly crossProcessNotifications: boolean;
-  /**
-   * One write transaction at a time over the whole database, run on the calling thread (SQLite):
-   * long maintenance work such as `gc` rests between its transactions so other work gets through.
-   */
-  readonly singleWriter?: boolean;
 }
 
 /** Where a database stands against the migrations this version of Cairn ships. */

@@ -97,7 +97,7 @@ type StepWrite = { workflowId: string; step: StepRow; owner: string };
  */
 export class SqliteProvider implements Provider {
   readonly kind = 'sqlite';
-  readonly capabilities = { multiHost: false, crossProcessNotifications: false, singleWriter: true };
+  readonly capabilities = { multiHost: false, crossProcessNotifications: false };
   readonly path: string;
   private readonly db: Database.Database;
   private readonly observe: StatementObserver | undefined;
