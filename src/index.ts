@@ -65,6 +65,7 @@ export type {
   WorkflowRow,
 } from './providers/provider.js';
 export { SqliteProvider } from './providers/sqlite/provider.js';
+export { TenantAdmin } from './tenants/admin.js';
 export type { SqliteProviderOptions, SqliteSynchronous } from './providers/sqlite/provider.js';
 export { WORKFLOW_STATUSES } from './types.js';
 export type {
@@ -80,6 +81,7 @@ export type {
   DagResult,
   DagWorkflow,
   DebounceOptions,
+  DropTenantOptions,
   EngineOptions,
   EnqueueOptions,
   ExecutorInfo,
@@ -108,6 +110,8 @@ export type {
   TaskArgs,
   TaskOptions,
   TaskOutcome,
+  Tenant,
+  TenantAdminOptions,
   TriggerRule,
   TriggerRuleName,
   VersionInfo,
@@ -121,3 +125,13 @@ export type {
   WorkflowRef,
   WorkflowStatus,
 } from './types.js';
+export type {
+  StepEndedEvent,
+  StepRetriedEvent,
+  WorkflowAdoptedEvent,
+  WorkflowEndedEvent,
+  WorkflowEnqueuedEvent,
+  WorkflowEventBase,
+  WorkflowHooks,
+  WorkflowStartedEvent,
+} from './observability/types.js';

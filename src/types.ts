@@ -18,6 +18,7 @@
 
 import type { Provider } from './providers/provider.js';
 import type { CorruptValueError } from './engine/errors.js';
+import type { WorkflowHooks } from './observability/types.js';
 
 /** Life-cycle states of a workflow. */
 export type WorkflowStatus =
@@ -614,6 +615,12 @@ export interface ClientOptions {
    * its largest part and its size, and nothing is stored. Default 16 MiB; at most 512 MiB.
    */
   maxPayloadBytes?: number;
+  /**
+   * OpenTelemetry (default on when `@opentelemetry/api` is installed and a tracer or meter provider
+   * is registered before open): spans, metrics, and the caller's trace context stored with each
+   * workflow started. `false` turns it off. See docs/observability.md.
+   */
+  telemetry?: boolean;
 }
 
 export interface EngineOptions extends ClientOptions {
@@ -636,6 +643,8 @@ export interface EngineOptions extends ClientOptions {
   maxRecoveryAttempts?: number;
   /** Deletes finished workflows automatically, as `gc` does, on a timer: see RetentionOptions. */
   retention?: RetentionOptions;
+  /** Functions called after lifecycle events (workflows started, ended, enqueued, adopted; steps ended and retried): see WorkflowHooks. */
+  hooks?: WorkflowHooks;
 }
 
 /** `Engine.open({ retention })`: how long finished workflows are kept. */
@@ -712,4 +721,47 @@ export interface GcResult {
 export interface CloseOptions {
   /** How long to wait for workflows in flight before leaving them PENDING (default 10,000 ms). */
   timeoutMs?: number;
+}
+
+/**
+ * Where a {@link TenantAdmin} keeps tenants: `database`, an admin `postgres://` URL (a schema and a
+ * login role per tenant), or `directory`, a folder of SQLite files (one file per tenant).
+ */
+export interface TenantAdminOptions {
+  /** PostgreSQL: a URL whose user may create roles and schemas (a superuser, say). */
+  database?: string;
+  /** SQLite: the directory holding `<name>.db` for each tenant; created if missing. */
+  directory?: string;
+  /**
+   * PostgreSQL: the start of each tenant's schema and role name, `<prefix><name>` (default
+   * `tenant_`): 1 to 8 characters of a-z, 0-9 and _, starting with a letter. Roles belong to the
+   * whole server, so databases of one server that both hold tenants need different prefixes.
+   */
+  prefix?: string;
+  /** PostgreSQL: the schema of the registry table `tenants` (default `cairn_tenants`). */
+  registry?: string;
+}
+
+/** A tenant: what `createTenant` made, or what `listTenants` found. */
+export interface Tenant {
+  name: string;
+  /** Its Postgres schema (pass it as `schema` to `Engine.open`); null on SQLite. */
+  schema: string | null;
+  /** Its Postgres login role; null on SQLite. */
+  role: string | null;
+  /**
+   * How to open an engine for it: on Postgres the admin URL with the tenant's role as user, and,
+   * from `createTenant` only, its generated password (never stored in the clear, so never listed
+   * again); on SQLite `sqlite:<path>`.
+   */
+  url: string;
+  createdAt: Date;
+}
+
+export interface DropTenantOptions {
+  /**
+   * Drop even while executors of the tenant are alive (default false): on Postgres their
+   * connections are terminated first.
+   */
+  force?: boolean;
 }

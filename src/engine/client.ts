@@ -2,6 +2,8 @@ import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deliverCompletion } from '../dag/complete.js';
 import type { Completion } from '../dag/protocol.js';
+import type { Observer } from '../observability/observer.js';
+import { Telemetry } from '../observability/otel.js';
 import { assertMigrated } from '../providers/migrations.js';
 import { providerFromUrl } from '../providers/open.js';
 import type { InsertConflict, NewWorkflow, Provider, QueueDefinition, ScheduleRow, StepRow, WorkflowRow } from '../providers/provider.js';
@@ -79,6 +81,8 @@ export interface Opened {
   logger: Logger;
   pollIntervalMs: number;
   maxPayloadBytes: number;
+  /** @internal `@opentelemetry/api` when installed with a provider registered (and not turned off); else undefined. */
+  telemetry: Telemetry | undefined;
 }
 
 /**
@@ -92,6 +96,9 @@ export async function openDatabase(options: ClientOptions, caller: string): Prom
   if (options.schema !== undefined) assertSchemaName(options.schema);
   if (options.logger !== undefined) assertLogger(options.logger);
   if (options.pollIntervalMs !== undefined) assertPositiveInteger('pollIntervalMs', options.pollIntervalMs);
+  if (options.telemetry !== undefined && typeof options.telemetry !== 'boolean') {
+    throw new InvalidArgumentError('telemetry', `telemetry must be true or false, got ${describe(options.telemetry)}`);
+  }
   const maxPayloadBytes = options.maxPayloadBytes === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : assertPositiveInteger('maxPayloadBytes', options.maxPayloadBytes, MAX_PAYLOAD_BYTES);
   let provider: Provider;
   if (typeof options.database === 'object' && options.database !== null) {
@@ -118,7 +125,8 @@ export async function openDatabase(options: ClientOptions, caller: string): Prom
     throw err;
   }
   const pollIntervalMs = options.pollIntervalMs ?? (provider.capabilities.crossProcessNotifications ? 5_000 : 1_000);
-  return { provider, logger: options.logger ?? QUIET, pollIntervalMs, maxPayloadBytes };
+  const telemetry = await Telemetry.load(options.telemetry);
+  return { provider, logger: options.logger ?? QUIET, pollIntervalMs, maxPayloadBytes, telemetry };
 }
 
 function assertLogger(logger: unknown): void {
@@ -147,6 +155,10 @@ export class Client implements HandleSource {
   /** The most bytes one stored value may take. */
   protected readonly maxPayloadBytes: number;
   protected closing: Promise<void> | undefined;
+  /** @internal OpenTelemetry when it is on: the caller's trace context is stored with each workflow started. */
+  protected readonly telemetry: Telemetry | undefined;
+  /** @internal Hooks, spans and metrics of an engine (a Client has none). */
+  protected observer: Observer | undefined;
   /** The provider itself; `provider` is this behind a guard that refuses calls once it is closed. */
   private readonly rawProvider: Provider;
   private released = false;
@@ -170,6 +182,7 @@ export class Client implements HandleSource {
     this.provider = refuseWhenClosed(opened.provider, () => this.released);
     this.logger = opened.logger;
     this.maxPayloadBytes = opened.maxPayloadBytes;
+    this.telemetry = opened.telemetry;
     this.waits = new Waits(this.provider, opened.pollIntervalMs, this.closeController.signal);
     this.schedules = new Schedules({
       provider: this.provider,
@@ -277,9 +290,14 @@ export class Client implements HandleSource {
       dedupId,
       partitionKey,
       availableAt: delayMs > 0 ? createdAt + delayMs : null,
+      traceContext: this.telemetry?.capture() ?? null,
     };
     const conflict = await (options.transaction === undefined ? this.provider.insertWorkflow(row) : this.provider.insertWorkflowWithin(options.transaction, row));
     if (conflict) return this.onInsertConflict<O>(conflict, name, queue.name, dedupId, onDuplicate);
+    this.observer?.enqueued({
+      workflowId: id, name, queue: queue.name, executorId: this.observer.executorId, appVersion: this.observer.appVersion(),
+      priority, partitionKey, status: delayMs > 0 ? 'DELAYED' : 'ENQUEUED',
+    });
     return new Handle<O>(this, id);
   }
 

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { TransactionBodyError, type CheckpointMiss, type CheckpointOutcome, type StepRow } from '../providers/provider.js';
+import type { RetryListener, RunObserver } from '../observability/observer.js';
 import type { AllOptions, AllResults, ChildOptions, Context, StepAttempt, StepOptions, Workflow, WorkflowHandle } from '../types.js';
 import type { ChildStart, EngineCore } from './core.js';
 import {
@@ -45,6 +46,8 @@ export interface ReplayOptions {
   claimVersion?: string;
   /** Replay only (checkReplay): nothing runs or is written; the replay stops at the first new call. */
   probe?: ReplayProbe;
+  /** The execution is observed (hooks, spans, metrics): its steps report to this. */
+  observed?: RunObserver;
 }
 
 export interface ReplayProbe {
@@ -86,6 +89,7 @@ export class WorkflowContext implements Context {
   private checking = false;
   private claimVersion: string | undefined;
   private readonly probe: ReplayProbe | undefined;
+  private readonly observed: RunObserver | undefined;
   /** Patch ids checked in this execution, with the step at which each was. */
   private patches: Map<string, number> | undefined;
 
@@ -101,6 +105,7 @@ export class WorkflowContext implements Context {
   ) {
     this.claimVersion = options.claimVersion;
     this.probe = options.probe;
+    this.observed = options.observed;
     if (replay) this.measure(replay);
   }
 
@@ -170,7 +175,11 @@ export class WorkflowContext implements Context {
     assertName('step name', name);
     assertFunction('step function', fn);
     const policy = stepPolicy(options);
-    return this.checkpoint(name, () => runStep(this.workflowId, name, fn, policy, this.cancellation), undefined, undefined, true);
+    const observed = this.observed;
+    const run = observed
+      ? (stepId: number) => observed.step(stepId, name, (retried) => runStep(this.workflowId, name, fn, policy, this.cancellation, retried))
+      : () => runStep(this.workflowId, name, fn, policy, this.cancellation);
+    return this.checkpoint(name, run, undefined, undefined, true);
   }
 
   transaction<T, Tx = unknown>(name: string, fn: (tx: Tx) => Promise<T> | T, options?: StepOptions): Promise<T> {
@@ -178,7 +187,12 @@ export class WorkflowContext implements Context {
     assertName('transaction name', name);
     assertFunction('transaction function', fn);
     const policy = stepPolicy(options);
-    return this.checkpoint(name, (stepId, startedAt) => this.runTransaction(stepId, startedAt, name, fn as (tx: unknown) => unknown, policy), undefined, undefined, true);
+    const observed = this.observed;
+    const body = fn as (tx: unknown) => unknown;
+    const run = observed
+      ? (stepId: number, startedAt: number) => observed.step(stepId, name, (retried) => this.runTransaction<T>(stepId, startedAt, name, body, policy, retried))
+      : (stepId: number, startedAt: number) => this.runTransaction<T>(stepId, startedAt, name, body, policy);
+    return this.checkpoint(name, run, undefined, undefined, true);
   }
 
   /**
@@ -186,7 +200,9 @@ export class WorkflowContext implements Context {
    * checkpoint, so its writes and the checkpoint commit together. A failed attempt rolled back;
    * the step's retry policy decides whether another runs.
    */
-  private async runTransaction<T>(stepId: number, startedAt: number, name: string, fn: (tx: unknown) => unknown, policy: StepPolicy): Promise<StepResult<T>> {
+  private async runTransaction<T>(
+    stepId: number, startedAt: number, name: string, fn: (tx: unknown) => unknown, policy: StepPolicy, retried?: RetryListener,
+  ): Promise<StepResult<T>> {
     let value: T | undefined;
     let recorded: CheckpointOutcome | undefined;
     const result = await runStep(
@@ -216,6 +232,7 @@ export class WorkflowContext implements Context {
       },
       policy,
       this.cancellation,
+      retried,
     );
     if (recorded !== undefined) return { ok: true, value: value as T, attempts: result.attempts, recorded };
     // Every attempt failed (each rolled back): the error is recorded as any step's is.

@@ -1,3 +1,4 @@
+import type { Observer } from '../observability/observer.js';
 import type { Provider } from '../providers/provider.js';
 import type { Logger, WorkflowHandle } from '../types.js';
 import type { NonDeterminismError } from './errors.js';
@@ -23,6 +24,8 @@ export interface EngineCore {
   /** Heartbeats now, so the lease is held again from here on. */
   renewLease(): Promise<void>;
   readonly logger: Logger;
+  /** @internal Hooks, spans and metrics; undefined when there are none, and then nothing is reported. */
+  readonly observer: Observer | undefined;
   readonly waits: Waits;
   /** The most bytes one stored value may take. */
   readonly maxPayloadBytes: number;

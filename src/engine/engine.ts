@@ -7,6 +7,8 @@ import { Queue, queueDefinition } from '../queues/queue.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { scheduleRow, tickId } from '../scheduler/schedules.js';
 import { DagBuilder } from '../dag/builder.js';
+import { Observer } from '../observability/observer.js';
+import { HOOK_NAMES } from '../observability/types.js';
 import type {
   CloseOptions,
   DagOptions,
@@ -87,6 +89,8 @@ export class Engine extends Client {
   private readonly fleet: Fleet;
   /** Automatic clean-up, when `retention` is set. */
   private readonly retention: Retention | undefined;
+  /** Stops reporting `cairn.queue.depth`, when metrics are on. */
+  private readonly stopQueueGauge: (() => void) | undefined;
 
   /**
    * Opens the database, applies pending migrations (unless `migrate: false`) and returns an engine.
@@ -104,6 +108,7 @@ export class Engine extends Client {
       assertPositiveInteger('maxRecoveryAttempts', options.maxRecoveryAttempts ?? 50);
       lease = leaseOptions(options);
       retentionOptions(options.retention);
+      assertHooks(options.hooks);
     }
     const opened = await openDatabase(options, 'Engine.open');
     const engine = new Engine(opened, options, lease);
@@ -122,6 +127,8 @@ export class Engine extends Client {
     this.executorId = options.executorId ?? process.env.CAIRN_EXECUTOR_ID ?? defaultExecutorId();
     this.registry = new Registry(options.appVersion ?? process.env.CAIRN_APP_VERSION);
     this.maxRecoveryAttempts = options.maxRecoveryAttempts ?? 50;
+    this.observer = Observer.create(options.hooks, opened.telemetry, this.logger, this.executorId, () => this.registry.knownVersion() ?? null);
+    this.stopQueueGauge = opened.telemetry?.observeQueues(this.provider, this.logger);
     this.fleet = new Fleet({
       provider: this.provider,
       logger: this.logger,
@@ -145,6 +152,7 @@ export class Engine extends Client {
         if (adopted) await this.runAdopted(adopted);
       },
       logger: this.logger,
+      observer: this.observer,
       waits: this.waits,
       get closed() {
         return engine.closed;
@@ -323,7 +331,10 @@ export class Engine extends Client {
         // Counted from the claim on, while its checkpoints load, so the next claim sees the slot taken.
         if (row.queue !== null) this.takeSlot(row.queue);
         again.push(row);
-      } else void this.execute({ id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, row.queue);
+      } else {
+        const spec: ExecutionSpec = { id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null, traceContext: row.traceContext };
+        void this.execute(spec, row.queue);
+      }
     }
     if (again.length === 0) return;
     void this.provider.listStepsOf(again.map((r) => r.id)).then(
@@ -363,8 +374,9 @@ export class Engine extends Client {
     const { text, value } = roundTrip(input, `the input of workflow '${reg.name}'`, this.maxPayloadBytes);
     const createdAt = Date.now();
     const deadlineAt = timeoutMs === undefined ? null : createdAt + timeoutMs;
+    const traceContext = this.telemetry?.capture() ?? null;
     if (options?.transaction !== undefined) {
-      const row = { id, name: reg.name, input: text, executorId: null, appVersion: null, queue: null, parentId: null, deadlineAt, createdAt };
+      const row = { id, name: reg.name, input: text, executorId: null, appVersion: null, queue: null, parentId: null, deadlineAt, createdAt, traceContext };
       const conflict = await this.provider.insertWorkflowWithin(options.transaction, row);
       if (conflict) return this.onInsertConflict<O>(conflict, reg.name, null, null, 'error');
       void this.runOnceCommitted(reg, id, options.transaction);
@@ -380,9 +392,10 @@ export class Engine extends Client {
       parentId: null,
       deadlineAt,
       createdAt,
+      traceContext,
     });
     if (conflict) return this.onInsertConflict<O>(conflict, reg.name, null, null, 'error');
-    const done = this.execute({ id, name: reg.name, fn: reg.fn, input: value, deadlineAt, recoveryAttempts: 0, replay: null }, null);
+    const done = this.execute({ id, name: reg.name, fn: reg.fn, input: value, deadlineAt, recoveryAttempts: 0, replay: null, traceContext }, null);
     return new Handle<O>(this, id, undefined, done);
   }
 
@@ -398,7 +411,7 @@ export class Engine extends Client {
       const ended = this.provider.transactionEnded(tx);
       const row = ended ? await ended.then(claim) : await this.waits.until([`w:${id}`], claim, { deadline: Date.now() + COMMIT_WAIT_MS });
       if (!row || this.closed) return;
-      void this.execute({ id, name: reg.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null }, null);
+      void this.execute({ id, name: reg.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: 0, replay: null, traceContext: row.traceContext }, null);
     } catch (err) {
       if (!this.closed) this.logger.warn({ err, workflowId: id }, 'could not run a workflow started in a transaction; a live engine adopts it at its next heartbeat');
     }
@@ -444,7 +457,7 @@ export class Engine extends Client {
 
   /** Runs an execution in this process and keeps count of it. */
   private execute(spec: ExecutionSpec, queue: string | null, retries = 0, slotTaken = false): Promise<Outcome> {
-    const execution = new Execution(this.core, spec);
+    const execution = new Execution(this.core, spec, queue);
     // Started while close() drains (a child of a running workflow): it runs until it parks.
     if (this.releaseReason) execution.release(this.releaseReason);
     this.running.set(spec.id, execution);
@@ -533,6 +546,9 @@ export class Engine extends Client {
       [...this.running.keys(), ...this.divergedHere],
       this.maxRecoveryAttempts,
     );
+    if (claim.claimed.length > 0) {
+      this.logger.info({ executorId: this.executorId, workflows: claim.claimed.map((r) => r.id) }, `recovering ${claim.claimed.length} workflow(s) of this executor`);
+    }
     const handles: WorkflowHandle[] = [];
     for (const row of claim.parked) {
       this.logger.warn({ workflowId: row.id, attempts: row.recoveryAttempts }, 'workflow parked in MAX_RECOVERY_ATTEMPTS_EXCEEDED');
@@ -554,6 +570,10 @@ export class Engine extends Client {
   /** Runs here what a heartbeat adopted from dead executors; returns a handle for each. */
   private async runAdopted(result: AdoptResult): Promise<WorkflowHandle[]> {
     if (this.closing) return [];
+    if (result.claimed.length > 0) {
+      this.logger.info({ executorId: this.executorId, workflows: result.claimed.map((r) => r.id) }, `running ${result.claimed.length} adopted workflow(s)`);
+      this.observer?.adopted(result.claimed);
+    }
     const handles: WorkflowHandle[] = [];
     for (const row of result.parked) {
       this.logger.warn({ workflowId: row.id, attempts: row.recoveryAttempts }, 'workflow parked in MAX_RECOVERY_ATTEMPTS_EXCEEDED');
@@ -589,6 +609,7 @@ export class Engine extends Client {
     const reg = this.registry.get(row.name)!;
     const spec: ExecutionSpec = {
       id: row.id, name: row.name, fn: reg.fn, storedInput: row.input, deadlineAt: row.deadlineAt, recoveryAttempts: row.recoveryAttempts, replay,
+      traceContext: row.traceContext,
     };
     const version = this.appVersion;
     if (row.appVersion !== version) {
@@ -720,6 +741,7 @@ export class Engine extends Client {
     if (!reg) throw new UnknownWorkflowError(start.name);
     const createdAt = Date.now();
     const deadlineAt = start.timeoutMs === undefined ? null : createdAt + start.timeoutMs;
+    const traceContext = this.telemetry?.capture() ?? null;
     const conflict = await this.provider.insertWorkflow({
       id: start.childId,
       name: start.name,
@@ -730,12 +752,13 @@ export class Engine extends Client {
       parentId: start.parentId,
       deadlineAt,
       createdAt,
+      traceContext,
     });
     if (conflict) {
       this.onInsertConflict(conflict, start.name, null, null, 'error');
       return;
     }
-    void this.execute({ id: start.childId, name: start.name, fn: reg.fn, storedInput: start.input, deadlineAt, recoveryAttempts: 0, replay: null }, null);
+    void this.execute({ id: start.childId, name: start.name, fn: reg.fn, storedInput: start.input, deadlineAt, recoveryAttempts: 0, replay: null, traceContext }, null);
   }
 
   /**
@@ -784,6 +807,7 @@ export class Engine extends Client {
     await this.scheduler.stop();
     await this.retention?.stop();
     await Promise.all(this.dispatchers.map((d) => d.stop()));
+    this.stopQueueGauge?.();
     // Steps in flight finish and are recorded; a workflow that is (or comes to be) parked in a
     // sleep or wait is released at once, PENDING, for recovery to resume.
     this.releaseReason = new EngineClosedError('workflow released: the engine is closing');
@@ -812,6 +836,21 @@ function leaseOptions(options: EngineOptions): { leaseMs: number; heartbeatMs: n
     throw new InvalidArgumentError('heartbeatMs', `heartbeatMs (${heartbeatMs}) must be below leaseMs (${leaseMs}), or the lease lapses between heartbeats`);
   }
   return { leaseMs, heartbeatMs };
+}
+
+/** Checks `hooks`: an object whose known keys hold functions. */
+function assertHooks(hooks: unknown): void {
+  if (hooks === undefined) return;
+  assertOptions('hooks', hooks);
+  const given = hooks as Record<string, unknown>;
+  for (const key of Object.keys(given)) {
+    if (!(HOOK_NAMES as readonly string[]).includes(key)) {
+      throw new InvalidArgumentError(`hooks.${key}`, `'${key}' is not a hook; the hooks are ${HOOK_NAMES.join(', ')}`);
+    }
+    if (given[key] !== undefined && typeof given[key] !== 'function') {
+      throw new InvalidArgumentError(`hooks.${key}`, `hooks.${key} must be a function, got ${typeof given[key]}`);
+    }
+  }
 }
 
 function settle(outcome: Exclude<Outcome, { kind: 'abandoned' }>): unknown {

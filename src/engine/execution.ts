@@ -1,8 +1,9 @@
+import type { RunObserver } from '../observability/observer.js';
 import type { StepRow, WorkflowRow } from '../providers/provider.js';
 import type { WorkflowFunction } from '../types.js';
 import { WorkflowContext, type ReplayOptions } from './context.js';
 import type { EngineCore } from './core.js';
-import { CairnError, EngineClosedError, ExecutionSupersededError, type NonDeterminismError, WorkflowTimeoutError } from './errors.js';
+import { CairnError, EngineClosedError, ExecutionSupersededError, type NonDeterminismError, WorkflowCancelledError, WorkflowTimeoutError } from './errors.js';
 import { persist } from './persist.js';
 import { deserialize, deserializeError, roundTrip, serializeError } from './serialization.js';
 import { runOutsideStep } from './step-scope.js';
@@ -33,6 +34,8 @@ export interface ExecutionSpec {
   recordedVersion?: string | null;
   /** This engine's app version, stamped on the workflow once a replay across versions holds. */
   claimVersion?: string;
+  /** The caller's trace context stored with the workflow (W3C traceparent), or null. */
+  traceContext?: string | null;
 }
 
 /** One attempt at running a workflow function to completion in this process. */
@@ -46,9 +49,24 @@ export class Execution {
   constructor(
     private readonly core: EngineCore,
     spec: ExecutionSpec,
+    queue: string | null,
   ) {
     this.id = spec.id;
-    this.done = runOutsideStep(() => this.run(spec));
+    const observer = core.observer;
+    this.done = runOutsideStep(() => (observer ? this.observed(spec, queue) : this.run(spec, undefined)));
+  }
+
+  /** Runs with hooks, spans and metrics: the execution's span encloses the function, and its outcome is reported. */
+  private async observed(spec: ExecutionSpec, queue: string | null): Promise<Outcome> {
+    const observed = this.core.observer!.begin({
+      id: spec.id, name: spec.name, queue, resumed: spec.replay !== null, recoveryAttempts: spec.recoveryAttempts, traceContext: spec.traceContext ?? null,
+    });
+    const outcome = await this.run(spec, observed);
+    if (outcome.kind === 'ended') observed.ended(outcome.status, outcome.status === 'ERROR' ? outcome.error : undefined);
+    // Cancelled (or timed out) while it ran: its own end found the workflow CANCELLED.
+    else if (outcome.kind === 'stored' && outcome.row.status === 'CANCELLED') observed.ended('CANCELLED', cancelReason(outcome.row));
+    else observed.abandoned(outcome.kind === 'abandoned' ? outcome.reason : `workflow '${spec.id}' had already ended`);
+    return outcome;
   }
 
   /** Another execution finished or adopted the workflow: this one ends without writing anything. */
@@ -78,10 +96,10 @@ export class Execution {
     this.ctx?.release(reason);
   }
 
-  private run(spec: ExecutionSpec): Promise<Outcome> {
-    if (spec.deadlineAt === null) return this.execute(spec);
+  private run(spec: ExecutionSpec, observed: RunObserver | undefined): Promise<Outcome> {
+    if (spec.deadlineAt === null) return this.execute(spec, observed);
     const disarm = callAt(spec.deadlineAt, () => void this.timeOut(spec.id));
-    const done = this.execute(spec);
+    const done = this.execute(spec, observed);
     void done.then(disarm, disarm);
     return done;
   }
@@ -98,9 +116,10 @@ export class Execution {
     this.abort(reason);
   }
 
-  private async execute(spec: ExecutionSpec): Promise<Outcome> {
+  private async execute(spec: ExecutionSpec, observed: RunObserver | undefined): Promise<Outcome> {
     const replay = spec.replay && new Map(spec.replay.map((r) => [r.stepId, r]));
     const options: ReplayOptions = spec.claimVersion === undefined ? {} : { claimVersion: spec.claimVersion };
+    if (observed) options.observed = observed;
     const ctx = new WorkflowContext(this.core, spec.id, replay, this.cancellation, spec.recoveryAttempts, options);
     this.ctx = ctx;
     if (this.releasing !== undefined) ctx.release(this.releasing);
@@ -115,7 +134,7 @@ export class Execution {
       let returned: unknown;
       try {
         const input = spec.storedInput === undefined ? spec.input : deserialize(spec.storedInput, `the input of workflow '${spec.id}'`);
-        returned = await spec.fn(ctx, input);
+        returned = await (observed ? observed.within(() => spec.fn(ctx, input)) : spec.fn(ctx, input));
       } finally {
         ctx.finish();
       }
@@ -155,8 +174,23 @@ export class Execution {
       this.core.logger.error({ err, workflowId: spec.id }, 'could not record the end of a workflow; it stays PENDING and runs again');
       return { kind: 'abandoned', reason: err, retry: true };
     }
-    return status === 'SUCCESS' ? { kind: 'ended', status, value } : { kind: 'ended', status, error: value };
+    if (status === 'SUCCESS') return { kind: 'ended', status, value };
+    this.core.logger.warn({ workflowId: spec.id, name: spec.name, err: value }, `workflow '${spec.name}' (${spec.id}) ended ERROR: ${describeError(value)}`);
+    return { kind: 'ended', status, error: value };
   }
+}
+
+/** Why a workflow was cancelled, as stored (a corrupt reason reads as the plain cancellation). */
+function cancelReason(row: WorkflowRow): unknown {
+  try {
+    return row.error === null ? new WorkflowCancelledError(row.id) : deserializeError(row.error, `the cancellation reason of workflow '${row.id}'`);
+  } catch {
+    return new WorkflowCancelledError(row.id);
+  }
+}
+
+function describeError(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
 /**

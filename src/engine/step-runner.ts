@@ -1,4 +1,5 @@
 import pRetry, { AbortError } from 'p-retry';
+import type { RetryListener } from '../observability/observer.js';
 import type { CheckpointOutcome } from '../providers/provider.js';
 import type { RetryOptions, StepAttempt } from '../types.js';
 import { InvalidArgumentError, StepRetriesExceededError, StepTimeoutError } from './errors.js';
@@ -67,6 +68,8 @@ export async function runStep<T>(
   body: StepBody<T>,
   policy: StepPolicy,
   cancellation: Cancellation,
+  /** Told of each failed attempt that another follows (only when the execution is observed). */
+  retried?: RetryListener,
 ): Promise<StepResult<T>> {
   const attemptOnce = (attempt: number) => runInStep(workflowId, name, () => runAttempt(name, body, attempt, policy.timeoutMs, cancellation));
   const retry = policy.retry;
@@ -98,6 +101,7 @@ export async function runStep<T>(
             }
             if (!again) throw new AbortError(asError(err));
           }
+          if (retried && attempt < retry.maxAttempts) retried(attempt, Math.min(retry.maxDelayMs, Math.round(retry.minDelayMs * retry.factor ** (attempt - 1))), err);
           throw asError(err);
         }
       },

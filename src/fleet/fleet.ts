@@ -36,6 +36,8 @@ export class Fleet {
   private stopped = false;
   /** Local time at which the last heartbeat that got through was sent; the lease runs from there. */
   private lastBeat = 0;
+  /** What the last warning about stranded workflows said, so a heartbeat repeats it only when it changes. */
+  private strandedReported = '';
 
   constructor(private readonly host: FleetHost) {}
 
@@ -138,6 +140,7 @@ export class Fleet {
       live: Math.max(1, fleet.live - gone.length),
       maxAttempts: this.host.maxRecoveryAttempts,
     });
+    if (dead.length > 0 && fleet.live - gone.length <= 1) await this.reportStranded(dead);
     if (result.claimed.length + result.parked.length + result.requeued > 0) {
       logger.info(
         { executorId, from: dead, adopted: result.claimed.length, parked: result.parked.length, requeued: result.requeued },
@@ -145,5 +148,22 @@ export class Fleet {
       );
     }
     return result;
+  }
+
+  /**
+   * Alone in the fleet, after adopting what it could: PENDING workflows still owned by dead
+   * executors have names no live executor registers, and nothing will run them until one does.
+   */
+  private async reportStranded(dead: string[]): Promise<void> {
+    const { executors } = await this.host.provider.listExecutors();
+    const stranded = executors.filter((e) => dead.includes(e.id) && e.pending > 0).map((e) => ({ executorId: e.id, pending: e.pending }));
+    const said = JSON.stringify(stranded);
+    if (said === this.strandedReported) return;
+    this.strandedReported = said;
+    if (stranded.length === 0) return;
+    this.host.logger.warn(
+      { executorId: this.host.executorId, stranded, registered: this.host.names() },
+      `${stranded.reduce((n, s) => n + s.pending, 0)} PENDING workflow(s) of dead executors are stranded: no live executor registers their names; start an engine that registers them`,
+    );
   }
 }

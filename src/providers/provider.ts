@@ -28,6 +28,8 @@ export interface WorkflowRow {
   dedupId: string | null;
   partitionKey: string | null;
   availableAt: number | null;
+  /** The caller's trace context (a W3C traceparent) when it was started with a span active; see docs/observability.md. */
+  traceContext: string | null;
 }
 
 export interface NewWorkflow {
@@ -48,6 +50,8 @@ export interface NewWorkflow {
   partitionKey?: string | null;
   /** For DELAYED workflows: when they become runnable. */
   availableAt?: number | null;
+  /** The caller's trace context (W3C traceparent), or null. */
+  traceContext?: string | null;
 }
 
 /** Why a workflow was not inserted: its id is taken, or its queue holds an unfinished one with its dedupId. */
@@ -93,7 +97,7 @@ export interface ClaimRequest {
  * with recovery attempts was run before (its executor died and it went back to its queue), so it
  * has checkpoints to replay, and `appVersion` is the version that recorded them.
  */
-export type ClaimedWorkflow = Pick<WorkflowRow, 'id' | 'name' | 'input' | 'queue' | 'appVersion' | 'deadlineAt' | 'recoveryAttempts'>;
+export type ClaimedWorkflow = Pick<WorkflowRow, 'id' | 'name' | 'input' | 'queue' | 'appVersion' | 'deadlineAt' | 'recoveryAttempts' | 'traceContext'>;
 
 export interface ClaimResult {
   claimed: ClaimedWorkflow[];

@@ -4,10 +4,10 @@ import type { ClaimedWorkflow, ExecutorRow, HeartbeatResult, ListFilter, QueueDe
 /** Column lists and row mappers shared by the SQL providers (snake_case in SQL, camelCase in TS). */
 
 export const WORKFLOW_COLUMNS =
-  'id, name, status, input, output, error, queue, executor_id, app_version, parent_id, recovery_attempts, deadline_at, created_at, started_at, completed_at, priority, dedup_id, partition_key, available_at';
+  'id, name, status, input, output, error, queue, executor_id, app_version, parent_id, recovery_attempts, deadline_at, created_at, started_at, completed_at, priority, dedup_id, partition_key, available_at, trace_context';
 
 /** The columns a queue claim returns (see ClaimedWorkflow), with the two it is ordered by. */
-export const CLAIMED_COLUMNS = 'id, name, input, queue, app_version, deadline_at, recovery_attempts, priority, enqueue_seq';
+export const CLAIMED_COLUMNS = 'id, name, input, queue, app_version, deadline_at, recovery_attempts, trace_context, priority, enqueue_seq';
 
 /** A column list qualified by a table alias (for UPDATE ... FROM). */
 export const qualified = (columns: string, alias: string): string =>
@@ -45,6 +45,7 @@ export function toWorkflowRow(r: Raw): WorkflowRow {
     dedupId: strOrNull(r.dedup_id),
     partitionKey: strOrNull(r.partition_key),
     availableAt: numOrNull(r.available_at),
+    traceContext: strOrNull(r.trace_context),
   };
 }
 
@@ -57,6 +58,7 @@ function toClaimedWorkflow(r: Raw): ClaimedWorkflow {
     appVersion: strOrNull(r.app_version),
     deadlineAt: numOrNull(r.deadline_at),
     recoveryAttempts: num(r.recovery_attempts ?? 0),
+    traceContext: strOrNull(r.trace_context),
   };
 }
 

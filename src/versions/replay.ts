@@ -132,6 +132,7 @@ function offline(workflowId: string): EngineCore {
     renewLease: async () => undefined,
     logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined } as unknown as EngineCore['logger'],
     waits: nothing as EngineCore['waits'],
+    observer: undefined,
     closed: false,
     closing: false,
     startChild: refuse('start a child workflow'),

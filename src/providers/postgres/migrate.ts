@@ -19,7 +19,10 @@ export async function migratePostgres(pool: pg.Pool, schema: string): Promise<vo
   try {
     await client.query('SELECT pg_advisory_lock(hashtext($1))', [`cairn.migrate:${schema}`]);
     locked = true;
-    await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    // CREATE SCHEMA checks the database's CREATE privilege even when the schema exists: a role
+    // that owns its schema but may not create others (a tenant's) skips it.
+    const found = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+    if (found.rowCount === 0) await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
     await client.query(
       `CREATE TABLE IF NOT EXISTS "${schema}".migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );

@@ -202,7 +202,7 @@ export class PostgresProvider implements Provider {
   /** One statement for a batch of starts; a lone one takes the single-row statement. */
   private async writeStarts(rows: NewWorkflow[]): Promise<Array<InsertConflict | null>> {
     if (rows.length === 1) return [await this.writeStart(rows[0]!)];
-    const res = await this.query(this.sql.insertWorkflows, columnsOf(rows.map(insertParams), 14));
+    const res = await this.query(this.sql.insertWorkflows, columnsOf(rows.map(insertParams), 15));
     const inserted = new Set(res.rows.map((r) => (r as { id: string }).id));
     // Two rows of one batch may share an id: only the first of them is the one inserted.
     const claimed = new Set<string>();
@@ -641,6 +641,7 @@ function insertParams(w: NewWorkflow): unknown[] {
   return [
     w.id, w.name, w.input, w.queue, w.executorId, w.appVersion, w.parentId, w.deadlineAt, w.createdAt,
     w.status ?? 'PENDING', w.priority ?? 0, w.dedupId ?? null, w.partitionKey ?? null, w.availableAt ?? null,
+    w.traceContext ?? null,
   ];
 }
 

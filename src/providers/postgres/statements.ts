@@ -55,8 +55,8 @@ export function postgresStatements(schema: string) {
     insertWorkflow: named(
       'insert_workflow',
       `INSERT INTO ${s}.workflows (id, name, status, input, queue, executor_id, app_version, parent_id, deadline_at,
-         created_at, started_at, updated_at, priority, dedup_id, partition_key, available_at, enqueue_seq)
-       VALUES ($1, $2, $10, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $10 = 'PENDING' THEN $9::bigint END, $9, $11, $12, $13, $14,
+         created_at, started_at, updated_at, priority, dedup_id, partition_key, available_at, trace_context, enqueue_seq)
+       VALUES ($1, $2, $10, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $10 = 'PENDING' THEN $9::bigint END, $9, $11, $12, $13, $14, $15,
          CASE WHEN $4::text IS NULL THEN NULL ELSE nextval('${s}.enqueue_seq') END)
        ON CONFLICT DO NOTHING`,
     ),
@@ -65,14 +65,14 @@ export function postgresStatements(schema: string) {
     insertWorkflows: named(
       'insert_workflows',
       `INSERT INTO ${s}.workflows (id, name, status, input, queue, executor_id, app_version, parent_id, deadline_at,
-         created_at, started_at, updated_at, priority, dedup_id, partition_key, available_at, enqueue_seq)
+         created_at, started_at, updated_at, priority, dedup_id, partition_key, available_at, trace_context, enqueue_seq)
        SELECT i.id, i.name, i.status, i.input, i.queue, i.executor_id, i.app_version, i.parent_id, i.deadline_at,
          i.created_at, CASE WHEN i.status = 'PENDING' THEN i.created_at END, i.created_at, i.priority, i.dedup_id,
-         i.partition_key, i.available_at, CASE WHEN i.queue IS NULL THEN NULL ELSE nextval('${s}.enqueue_seq') END
+         i.partition_key, i.available_at, i.trace_context, CASE WHEN i.queue IS NULL THEN NULL ELSE nextval('${s}.enqueue_seq') END
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[],
-         $10::text[], $11::integer[], $12::text[], $13::text[], $14::bigint[])
+         $10::text[], $11::integer[], $12::text[], $13::text[], $14::bigint[], $15::text[])
          AS i(id, name, input, queue, executor_id, app_version, parent_id, deadline_at, created_at, status, priority, dedup_id,
-           partition_key, available_at)
+           partition_key, available_at, trace_context)
        ON CONFLICT DO NOTHING
        RETURNING id`,
     ),

@@ -704,5 +704,6 @@ function insertParams(w: NewWorkflow): Record<string, unknown> {
     id: w.id, name: w.name, status: w.status ?? 'PENDING', input: w.input, queue: w.queue, executorId: w.executorId,
     appVersion: w.appVersion, parentId: w.parentId, deadlineAt: w.deadlineAt, createdAt: w.createdAt, priority: w.priority ?? 0,
     dedupId: w.dedupId ?? null, partitionKey: w.partitionKey ?? null, availableAt: w.availableAt ?? null,
+    traceContext: w.traceContext ?? null,
   };
 }

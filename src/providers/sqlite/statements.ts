@@ -6,9 +6,9 @@ const NO_LIVE_CHILD = `NOT EXISTS (SELECT 1 FROM cairn_workflows c WHERE c.paren
 /** Every statement the SQLite provider sends; prepared once per connection. */
 export const sqliteStatements = {
   insertWorkflow: `INSERT INTO cairn_workflows (id, name, status, input, queue, executor_id, app_version, parent_id, deadline_at,
-      created_at, started_at, updated_at, priority, dedup_id, partition_key, available_at, enqueue_seq)
+      created_at, started_at, updated_at, priority, dedup_id, partition_key, available_at, trace_context, enqueue_seq)
     VALUES (@id, @name, @status, @input, @queue, @executorId, @appVersion, @parentId, @deadlineAt,
-      @createdAt, CASE WHEN @status = 'PENDING' THEN @createdAt END, @createdAt, @priority, @dedupId, @partitionKey, @availableAt,
+      @createdAt, CASE WHEN @status = 'PENDING' THEN @createdAt END, @createdAt, @priority, @dedupId, @partitionKey, @availableAt, @traceContext,
       CASE WHEN @queue IS NULL THEN NULL ELSE (SELECT ifnull(max(enqueue_seq), 0) + 1 FROM cairn_workflows) END)
     ON CONFLICT DO NOTHING`,
   getDedupHolder: `SELECT ${WORKFLOW_COLUMNS} FROM cairn_workflows

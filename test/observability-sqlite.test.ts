@@ -1,0 +1,4 @@
+import { defineObservabilitySuite } from './observability.js';
+import { sqliteTarget } from './helpers/targets.js';
+
+defineObservabilitySuite(sqliteTarget());
