@@ -306,7 +306,8 @@ export class PostgresProvider implements Provider {
       param: (i) => `$${i}`,
       inList: (i) => `= ANY($${i}::text[])`,
       encodeList: (v) => v,
-      // LIKE with a literal prefix is a range scan of the text_pattern_ops index (migration 10).
+      // LIKE, with the prefix's wildcards escaped: a range scan of the primary key where the
+      // database's collation is C; otherwise the listing's order index is walked until the page is full.
       startsWith: (column, prefix, bind) => `${column} LIKE ${bind(`${prefix.replace(/[\\%_]/g, '\\$&')}%`)}`,
     });
     const res = await this.query({ text: q.sql }, q.params);
