@@ -8,15 +8,13 @@
  * after. The figure is the throughput during gc over the mean of the two around it, measured in
  * the same run; the budget is 0.8.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { Client, Engine, migrate } from '../src/index.js';
 import { expectResult, trivialSteps } from './lib/engine.js';
 import { fillSteps, fillWorkflows, type Fill } from './lib/fill.js';
+import { withScratchPostgres, withScratchSqlite } from './lib/scratch.js';
 import { closedLoop, type LoadResult } from './lib/load.js';
 
 const { values } = parseArgs({ options: { rows: { type: 'string', default: '1000000' }, only: { type: 'string' }, window: { type: 'string', default: '5000' } } });
@@ -25,7 +23,6 @@ const WINDOW_MS = Number(values.window);
 const IN_FLIGHT = 64;
 const STEPS = 5;
 const DAY = 86_400_000;
-const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 async function measure(label: string, database: string, fill: (f: Fill) => Promise<void>, kind: Fill['kind']): Promise<void> {
   await migrate({ database });
@@ -67,15 +64,9 @@ async function measure(label: string, database: string, fill: (f: Fill) => Promi
 }
 
 async function postgres(): Promise<void> {
-  const dbName = `cairn_bench_gc_${process.pid}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${dbName}`;
-  try {
-    await measure('PostgreSQL', url.toString(), async (f) => {
-      const db = new pg.Client({ connectionString: url.toString() });
+  await withScratchPostgres('gc', (url) =>
+    measure('PostgreSQL', url, async (f) => {
+      const db = new pg.Client({ connectionString: url });
       await db.connect();
       try {
         await db.query(fillWorkflows(f));
@@ -85,28 +76,21 @@ async function postgres(): Promise<void> {
       } finally {
         await db.end();
       }
-    }, 'postgres');
-  } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
-  }
+    }, 'postgres'),
+  );
 }
 
 async function sqlite(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-gc-'));
-  const path = join(dir, 'gc.db');
-  try {
-    await measure('SQLite', `sqlite:${path}`, async (f) => {
+  await withScratchSqlite('gc', (path) =>
+    measure('SQLite', `sqlite:${path}`, async (f) => {
       const db = new Database(path);
       db.pragma('journal_mode = WAL');
       db.exec(fillWorkflows(f));
       db.exec(fillSteps(f, STEPS));
       db.exec('ANALYZE');
       db.close();
-    }, 'sqlite');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    }, 'sqlite'),
+  );
 }
 
 if (values.only !== 'sqlite') await postgres();

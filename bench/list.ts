@@ -9,23 +9,20 @@
  * runs and as a ratio to the database's own floor in the same run: a primary-key lookup of one
  * row through the same driver.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { Client, migrate, type ListWorkflowsFilter } from '../src/index.js';
 import { dashboardHandler } from '../src/dashboard/index.js';
 import { fillWorkflows } from './lib/fill.js';
+import { withScratchPostgres, withScratchSqlite } from './lib/scratch.js';
 
 const { values } = parseArgs({ options: { rows: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '40' }, only: { type: 'string' } } });
 const ROWS = Number(values.rows);
 const RUNS = Number(values.runs);
 const BUDGET_MS = 300;
-const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 interface Measured {
   what: string;
@@ -93,14 +90,7 @@ async function measure(label: string, database: string, floor: () => Promise<unk
 }
 
 async function postgres(): Promise<void> {
-  const dbName = `cairn_bench_list_${process.pid}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${dbName}`;
-  const database = url.toString();
-  try {
+  await withScratchPostgres('list', async (database) => {
     await migrate({ database });
     const db = new pg.Client({ connectionString: database });
     await db.connect();
@@ -113,16 +103,11 @@ async function postgres(): Promise<void> {
     } finally {
       await db.end();
     }
-  } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
-  }
+  });
 }
 
 async function sqlite(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-list-'));
-  const path = join(dir, 'list.db');
-  try {
+  await withScratchSqlite('list', async (path) => {
     await migrate({ database: `sqlite:${path}` });
     const db = new Database(path);
     db.pragma('journal_mode = WAL');
@@ -136,9 +121,7 @@ async function sqlite(): Promise<void> {
     } finally {
       db.close();
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 if (values.only !== 'sqlite') await postgres();

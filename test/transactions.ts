@@ -254,6 +254,11 @@ export function defineTransactionSuite(target: Target): void {
           committed = await order.start(21, { id: 'o-commit', transaction: tx });
         });
         assert.equal(await committed.result(), 42);
+        // An id already taken, read through the caller's transaction: its handle, nothing inserted.
+        await within(false, async (tx) => {
+          const again = await order.start(99, { id: 'o-commit', transaction: tx });
+          assert.equal(await again.result(), 42);
+        });
         let queued!: Awaited<ReturnType<typeof order.start>>;
         await within(true, async (tx) => {
           queued = await order.start(5, { id: 'o-queued', queue: 'orders', transaction: tx });

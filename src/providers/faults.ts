@@ -28,7 +28,8 @@ function* chain(err: unknown, depth = 0): Generator<unknown> {
   if (e.cause !== undefined) yield* chain(e.cause, depth + 1);
 }
 
-function codeOf(err: unknown): string | undefined {
+/** The error's own `code` (a SQLSTATE from pg, an errno name from Node), if it has one. */
+export function codeOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
 }

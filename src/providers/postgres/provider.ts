@@ -50,7 +50,7 @@ import {
 } from '../rows.js';
 import { assertSchemaName } from '../schema-name.js';
 import { Batcher } from '../batcher.js';
-import { isTransientPostgresError, postgresConnectionError, redactUrl } from '../faults.js';
+import { codeOf, isTransientPostgresError, postgresConnectionError, redactUrl } from '../faults.js';
 import { loadMigrations } from '../migrations.js';
 import { holdConnection } from './connection.js';
 import { PostgresListener } from './listener.js';
@@ -89,10 +89,6 @@ const RERUN_STATES = new Set(['40001', '40P01']);
 /** Thrown inside a transactional step's transaction to roll it back when its checkpoint missed. */
 const MISSED = Symbol('missed');
 
-function codeOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
 
 type StepWrite = { workflowId: string; step: StepRow; owner: string };
 type EndWrite = { id: string; status: 'SUCCESS' | 'ERROR'; output: string | null; error: string | null; completedAt: number; owner: string };
@@ -217,12 +213,15 @@ export class PostgresProvider implements Provider {
     );
   }
 
-  /** Off the happy path: what kept a workflow from being inserted. */
-  private async explainConflict(w: NewWorkflow): Promise<InsertConflict> {
-    const byId = await this.getWorkflow(w.id);
-    if (byId) return { reason: 'id', row: byId };
+  /**
+   * Off the happy path: what kept a workflow from being inserted, read through `run` (the pool,
+   * or the caller's transaction, which sees its own uncommitted rows).
+   */
+  private async explainConflict(w: NewWorkflow, run: (query: Query, values: unknown[]) => Promise<pg.QueryResult> = (q, v) => this.query(q, v)): Promise<InsertConflict> {
+    const byId = (await run(this.sql.getWorkflow, [w.id])).rows[0];
+    if (byId) return { reason: 'id', row: toWorkflowRow(byId as Record<string, unknown>) };
     if (w.queue && w.dedupId) {
-      const holder = await this.query(this.sql.getDedupHolder, [w.queue, w.dedupId]);
+      const holder = await run(this.sql.getDedupHolder, [w.queue, w.dedupId]);
       if (holder.rows[0]) return { reason: 'dedup', row: toWorkflowRow(holder.rows[0] as Record<string, unknown>) };
     }
     throw new Error(`workflow '${w.id}' was not inserted, and neither its id nor its dedupId is taken any more; try again`);
@@ -480,11 +479,8 @@ export class PostgresProvider implements Provider {
       if ((w.status ?? 'PENDING') === 'PENDING') await client.query('SELECT pg_notify($1, $2)', [this.sql.channel, JSON.stringify([`w:${w.id}`])]);
       return null;
     }
-    const byId = await client.query({ text: this.sql.getWorkflow.text, values: [w.id] });
-    if (byId.rows[0]) return { reason: 'id', row: toWorkflowRow(byId.rows[0] as Record<string, unknown>) };
-    const holder = w.queue && w.dedupId ? await client.query({ text: this.sql.getDedupHolder.text, values: [w.queue, w.dedupId] }) : undefined;
-    if (holder?.rows[0]) return { reason: 'dedup', row: toWorkflowRow(holder.rows[0] as Record<string, unknown>) };
-    throw new Error(`workflow '${w.id}' was not inserted, and neither its id nor its dedupId is taken; try again`);
+    // Unnamed statements: the caller's connection has prepared statements of its own.
+    return this.explainConflict(w, (q, values) => client.query({ text: q.text, values }));
   }
 
   transactionEnded(): undefined {

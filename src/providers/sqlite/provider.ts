@@ -264,12 +264,15 @@ export class SqliteProvider implements Provider {
     return null;
   }
 
-  /** Off the happy path: what kept a workflow from being inserted. */
-  private explainConflict(w: NewWorkflow): InsertConflict {
-    const byId = this.getWorkflowRow(w.id);
-    if (byId) return { reason: 'id', row: byId };
+  /**
+   * Off the happy path: what kept a workflow from being inserted, read through `get` (this
+   * connection, or the caller's in its transaction, which sees its own uncommitted rows).
+   */
+  private explainConflict(w: NewWorkflow, get: (sql: string, ...params: unknown[]) => unknown = (sql, ...params) => this.stmt(sql).get(...params)): InsertConflict {
+    const byId = get(sqliteStatements.getWorkflow, w.id) as Raw | undefined;
+    if (byId) return { reason: 'id', row: toWorkflowRow(byId) };
     if (w.queue && w.dedupId) {
-      const holder = this.stmt(sqliteStatements.getDedupHolder).get(w.queue, w.dedupId) as Raw | undefined;
+      const holder = get(sqliteStatements.getDedupHolder, w.queue, w.dedupId) as Raw | undefined;
       if (holder) return { reason: 'dedup', row: toWorkflowRow(holder) };
     }
     throw new Error(`workflow '${w.id}' was not inserted, and neither its id nor its dedupId is taken any more; try again`);
@@ -319,11 +322,11 @@ export class SqliteProvider implements Provider {
       void this.transactionEnded(db).then(() => this.bus.emit(w.queue === null ? `w:${w.id}` : `q:${w.queue}`));
       return Promise.resolve(null);
     }
-    const byId = db.prepare(sqliteStatements.getWorkflow).get(w.id) as Raw | undefined;
-    if (byId) return Promise.resolve({ reason: 'id', row: toWorkflowRow(byId) });
-    const holder = w.queue && w.dedupId ? (db.prepare(sqliteStatements.getDedupHolder).get(w.queue, w.dedupId) as Raw | undefined) : undefined;
-    if (holder) return Promise.resolve({ reason: 'dedup', row: toWorkflowRow(holder) });
-    return Promise.reject(new Error(`workflow '${w.id}' was not inserted, and neither its id nor its dedupId is taken; try again`));
+    try {
+      return Promise.resolve(this.explainConflict(w, (sql, ...params) => db.prepare(sql).get(...params)));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** The caller's better-sqlite3 database, checked: the same file as this provider's, in a transaction. */
